@@ -1,4 +1,5 @@
 """Reading and writing weights and training states: atomic writes, safe loads, clear mismatches."""
+
 from __future__ import annotations
 
 import os
@@ -38,6 +39,7 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
     """`torch.save` (or safetensors for a `.safetensors` path) written atomically."""
     if str(path).endswith('.safetensors'):
         from safetensors.torch import save_file
+
         tensors = {k: v.detach().cpu().contiguous() for k, v in obj.items()}
         atomic_write(path, lambda tmp: save_file(tensors, tmp))
     else:
@@ -51,6 +53,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu') -> Any:
         raise FileNotFoundError(f'Checkpoint file not found: {path}')
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
+
         device = str(map_location) if isinstance(map_location, (str, torch.device)) else 'cpu'
         return load_file(path, device=device)
     try:
@@ -58,12 +61,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu') -> Any:
     except Exception as err:  # corrupt file, or a pickle with non-tensor objects
         raise RuntimeError(
             f'Could not load checkpoint {path}: {err}. It must be a torch.save file of tensors and plain '
-            'containers (loaded with weights_only=True) or a .safetensors file.') from err
+            'containers (loaded with weights_only=True) or a .safetensors file.'
+        ) from err
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str = 'module.') -> OrderedDict:
     """Drop a DataParallel/DDP `module.` (or any) prefix from every key that has it."""
-    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in state_dict.items())
+    return OrderedDict((k[len(prefix) :] if k.startswith(prefix) else k, v) for k, v in state_dict.items())
 
 
 def extract_state_dict(ckpt: Any, param_key: str | None = 'params_ema', source: str = '<checkpoint>') -> OrderedDict:
@@ -78,8 +82,10 @@ def extract_state_dict(ckpt: Any, param_key: str | None = 'params_ema', source: 
     elif all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         sd = ckpt
     else:
-        raise KeyError(f"{source} has no '{param_key}' entry; its keys are {sorted(ckpt)[:10]}. "
-                       "Set param_key to one of them (e.g. 'params' or 'params_ema').")
+        raise KeyError(
+            f"{source} has no '{param_key}' entry; its keys are {sorted(ckpt)[:10]}. "
+            "Set param_key to one of them (e.g. 'params' or 'params_ema')."
+        )
     return strip_prefix(sd)
 
 
@@ -88,8 +94,11 @@ def describe_mismatch(net: nn.Module, state_dict: Mapping[str, torch.Tensor]) ->
     own = net.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    shapes = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs network {tuple(v.shape)}'
-              for k, v in own.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    shapes = [
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs network {tuple(v.shape)}'
+        for k, v in own.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
     lines = []
     for title, items in (('missing', missing), ('unexpected', unexpected), ('wrong shape', shapes)):
         if items:
@@ -98,8 +107,9 @@ def describe_mismatch(net: nn.Module, state_dict: Mapping[str, torch.Tensor]) ->
     return '; '.join(lines)
 
 
-def load_weights(net: nn.Module, path_or_ckpt: str | os.PathLike | Mapping, param_key: str | None = 'params_ema',
-                 strict: bool = True) -> nn.Module:
+def load_weights(
+    net: nn.Module, path_or_ckpt: str | os.PathLike | Mapping, param_key: str | None = 'params_ema', strict: bool = True
+) -> nn.Module:
     """Load weights into `net` from a file or an already-loaded checkpoint.
 
     Strict by default: a mismatch raises with the list of bad keys, because a silent non-strict load
@@ -112,11 +122,16 @@ def load_weights(net: nn.Module, path_or_ckpt: str | os.PathLike | Mapping, para
     target = net.module if hasattr(net, 'module') and isinstance(net.module, nn.Module) else net
     report = describe_mismatch(target, sd)
     if report and strict:
-        raise RuntimeError(f'Weights in {source} do not fit {type(target).__name__}: {report}. '
-                           'Check the network options (e.g. channel_multiplier, out_size, narrow).')
+        raise RuntimeError(
+            f'Weights in {source} do not fit {type(target).__name__}: {report}. '
+            'Check the network options (e.g. channel_multiplier, out_size, narrow).'
+        )
     if report:
         import logging
-        logging.getLogger('gfpgan').warning('Loading %s non-strictly into %s: %s', source, type(target).__name__, report)
+
+        logging.getLogger('gfpgan').warning(
+            'Loading %s non-strictly into %s: %s', source, type(target).__name__, report
+        )
         own = target.state_dict()
         sd = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
     target.load_state_dict(sd, strict=strict)

@@ -1,4 +1,5 @@
 """Distributed helpers that also work (as no-ops) in a single process."""
+
 from __future__ import annotations
 
 import functools
@@ -22,11 +23,13 @@ def is_main_process() -> bool:
 
 def master_only(func: Callable) -> Callable:
     """Run `func` on rank 0 only (other ranks get None)."""
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if is_main_process():
             return func(*args, **kwargs)
         return None
+
     return wrapper
 
 

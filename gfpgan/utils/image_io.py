@@ -3,6 +3,7 @@
 Reading is strict about what it returns (BGR, 3 channels, uint8 or float32 in [0, 1]) and loud about
 what it cannot read: every failure names the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,9 @@ def imfrombytes(content: bytes, float32: bool = False, source: str = '<bytes>') 
     buf = np.frombuffer(content, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     if img is None:
-        raise ImageReadError(f'{source}: not a readable image (truncated, corrupt, or not an image format '
-                             'OpenCV can decode).')
+        raise ImageReadError(
+            f'{source}: not a readable image (truncated, corrupt, or not an image format OpenCV can decode).'
+        )
     return to_bgr(img, float32=float32, source=source)
 
 
@@ -95,6 +97,7 @@ def imwrite(img: np.ndarray, path: str | os.PathLike, params: Sequence[int] | No
 
 def img2tensor(imgs: np.ndarray | list[np.ndarray], bgr2rgb: bool = True, float32: bool = True):
     """HWC numpy image(s) -> CHW tensor(s), optionally BGR -> RGB."""
+
     def convert(img: np.ndarray) -> torch.Tensor:
         if img.ndim == 2:
             img = img[:, :, None]
@@ -102,15 +105,21 @@ def img2tensor(imgs: np.ndarray | list[np.ndarray], bgr2rgb: bool = True, float3
             img = img[:, :, ::-1]
         t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
         return t.float() if float32 else t
+
     return [convert(i) for i in imgs] if isinstance(imgs, list) else convert(imgs)
 
 
-def tensor2img(tensor: torch.Tensor | list[torch.Tensor], rgb2bgr: bool = True, out_type: type = np.uint8,
-               min_max: tuple[float, float] = (0, 1)):
+def tensor2img(
+    tensor: torch.Tensor | list[torch.Tensor],
+    rgb2bgr: bool = True,
+    out_type: type = np.uint8,
+    min_max: tuple[float, float] = (0, 1),
+):
     """CHW / NCHW (N=1) tensor(s) in `min_max` -> HWC numpy image(s), uint8 in [0, 255] by default.
 
     uint8 output is rounded, as BasicSR does, so metrics computed on saved images agree with it.
     """
+
     def convert(t: torch.Tensor) -> np.ndarray:
         t = t.detach().float().cpu().clamp_(*min_max)
         t = (t - min_max[0]) / (min_max[1] - min_max[0])
@@ -131,4 +140,5 @@ def tensor2img(tensor: torch.Tensor | list[torch.Tensor], rgb2bgr: bool = True, 
         if out_type == np.uint8:
             return (img * 255.0).round().astype(np.uint8)
         return np.ascontiguousarray(img.astype(out_type))
+
     return [convert(t) for t in tensor] if isinstance(tensor, list) else convert(tensor)

@@ -1,4 +1,5 @@
 """Name -> object registries that let YAML option files pick components by `type`."""
+
 from __future__ import annotations
 
 import difflib
@@ -28,15 +29,18 @@ class Registry:
             raise KeyError(
                 f"An object named '{name}' is already registered in the {self._name} registry: "
                 f'{_origin(old)}; refusing to register {_origin(obj)} under the same name. '
-                'Rename one of them (register(name=...) takes an explicit name).')
+                'Rename one of them (register(name=...) takes an explicit name).'
+            )
         self._obj_map[name] = obj
 
     def register(self, obj: Any = None, name: str | None = None) -> Any:
         """Register `obj`, usable bare (`X.register(fn)`) or as a decorator (`@X.register()`)."""
         if obj is None:
+
             def deco(func_or_class: Any) -> Any:
                 self._do_register(name or func_or_class.__name__, func_or_class)
                 return func_or_class
+
             return deco
         self._do_register(name or obj.__name__, obj)
         return obj
@@ -55,7 +59,8 @@ class Registry:
             raise KeyError(
                 f"No object named '{name}' in the {self._name} registry.{hint} "
                 f'Registered: {", ".join(sorted(self._obj_map))}. A component of your own must be '
-                "registered in a module that the option file lists under 'imports:'.")
+                "registered in a module that the option file lists under 'imports:'."
+            )
         return obj
 
     def keys(self) -> list[str]:
@@ -76,13 +81,16 @@ class Registry:
 
 def _discover_package(package: str, suffix: str) -> Callable[[], None]:
     """Return a function that imports every `*{suffix}.py` module of `package` (which registers it)."""
+
     def discover() -> None:
         import importlib
         import pkgutil
+
         pkg = importlib.import_module(package)
         for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
             if info.name.endswith(suffix):
                 importlib.import_module(f'{package}.{info.name}')
+
     return discover
 
 
@@ -99,14 +107,17 @@ def build_from_registry(registry: Registry, opt: dict, what: str, **extra: Any) 
     `what` names the option block (e.g. 'network_g') so a failure points at the place in the file.
     """
     if not isinstance(opt, dict) or 'type' not in opt:
-        raise KeyError(f"Option block '{what}' needs a 'type' key naming a registered {registry._name}; "
-                       f'choices: {", ".join(registry.keys())}.')
+        raise KeyError(
+            f"Option block '{what}' needs a 'type' key naming a registered {registry._name}; "
+            f'choices: {", ".join(registry.keys())}.'
+        )
     kwargs = {k: v for k, v in opt.items() if k != 'type'}
     cls = registry.get(opt['type'])
     try:
         return cls(**kwargs, **extra)
     except TypeError as err:
         import inspect
+
         try:
             params = ', '.join(p for p in inspect.signature(cls).parameters if p not in ('self', 'args', 'kwargs'))
         except (TypeError, ValueError):
