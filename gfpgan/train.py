@@ -214,7 +214,7 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
         logger.info(f'End of training. Time consumed: {time.time() - start_time:.1f}s')
         logger.info('Save the latest model.')
         _save(model, epoch, -1, iter_in_epoch, logger)
-        if val_loaders and val_freq:
+        if val_loaders and val_freq and current_iter % val_freq != 0:  # else just validated
             for loader in val_loaders:
                 model.validation(loader, current_iter, tb_logger, val_opt.get('save_img', False))
     finally:

@@ -93,7 +93,8 @@ class BaseModel:
         keys = param_key if isinstance(param_key, (list, tuple)) else [param_key]
         if len(nets) != len(keys):
             raise ValueError('save_network: give one param_key per network.')
-        path = os.path.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth')
+        tag = 'latest' if current_iter == -1 else current_iter
+        path = os.path.join(self.opt['path']['models'], f'{net_label}_{tag}.pth')
         if get_dist_info()[0] == 0:
             ckpt = {
                 key: OrderedDict((k, v.detach().cpu().clone()) for k, v in self.get_bare_model(n).state_dict().items())
