@@ -1,0 +1,84 @@
+"""Procedurally drawn colored shapes: an image distribution for GAN tests and demos that needs no files.
+
+Every image is a pure function of (`seed`, index): the same index always gives the same picture, in
+any worker or process, so FID statistics of the "real" set are reproducible and cacheable.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gfpgan.utils.registry import DATASET_REGISTRY
+
+SHAPES = ('circle', 'square', 'triangle')
+
+
+def draw_shapes(rng: np.random.Generator, size: int, shapes: tuple[str, ...], num_shapes: tuple[int, int],
+                radius_range: tuple[float, float]) -> np.ndarray:
+    """One RGB float32 image in [0, 1]: a two-tone vertical gradient and `num_shapes` filled shapes."""
+    top, bottom = rng.uniform(0.0, 0.35, 3), rng.uniform(0.0, 0.35, 3)
+    ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
+    img = np.ascontiguousarray(np.broadcast_to(top * (1 - ramp) + bottom * ramp, (size, size, 3)), dtype=np.float32)
+    scale = 4  # draw at 4x with sub-pixel precision, so edges are anti-aliased after shifting
+    for _ in range(int(rng.integers(num_shapes[0], num_shapes[1] + 1))):
+        kind = shapes[int(rng.integers(len(shapes)))]
+        color = tuple(float(c) for c in rng.uniform(0.45, 1.0, 3))
+        r = rng.uniform(*radius_range) * size
+        cx, cy = rng.uniform(r, size - r, 2)
+        if kind == 'circle':
+            cv2.circle(img, (round(cx * 2 ** scale), round(cy * 2 ** scale)), round(r * 2 ** scale), color,
+                       -1, cv2.LINE_AA, scale)
+            continue
+        if kind == 'square':
+            angle = rng.uniform(0, np.pi / 2)
+            corners = [angle + np.pi / 4 + k * np.pi / 2 for k in range(4)]
+        elif kind == 'triangle':
+            angle = rng.uniform(0, 2 * np.pi)
+            corners = [angle + k * 2 * np.pi / 3 for k in range(3)]
+        else:
+            raise ValueError(f"SyntheticShapesDataset: unknown shape {kind!r}; choose from {', '.join(SHAPES)}.")
+        pts = np.array([[cx + r * np.cos(a), cy + r * np.sin(a)] for a in corners]) * 2 ** scale
+        cv2.fillPoly(img, [np.round(pts).astype(np.int32)], color, cv2.LINE_AA, scale)
+    return np.clip(img, 0.0, 1.0)
+
+
+@DATASET_REGISTRY.register()
+class SyntheticShapesDataset(Dataset):
+    """`num_samples` images of side `image_size` with 1..n colored circles/squares/triangles.
+
+    Options: `image_size` (32), `num_samples` (1024), `seed` (0), `shapes` (list of circle/square/triangle),
+    `num_shapes` ([1, 2]), `radius_range` (fractions of the side, [0.15, 0.3]).
+    Returns `{'gt': RGB CHW float tensor in [0, 1], 'gt_path': 'shapes_<seed>_<index>'}` like
+    `ImageFolderDataset`.
+    """
+
+    def __init__(self, opt: dict) -> None:
+        self.opt = opt
+        self.image_size = int(opt.get('image_size', 32))
+        self.num_samples = int(opt.get('num_samples', 1024))
+        self.seed = int(opt.get('seed', 0))
+        self.shapes = tuple(opt.get('shapes') or SHAPES)
+        unknown = [s for s in self.shapes if s not in SHAPES]
+        if unknown:
+            raise ValueError(f'SyntheticShapesDataset: unknown shapes {unknown}; choose from {", ".join(SHAPES)}.')
+        self.num_shapes = tuple(opt.get('num_shapes', (1, 2)))
+        self.radius_range = tuple(opt.get('radius_range', (0.15, 0.3)))
+        if not 0 < self.radius_range[0] <= self.radius_range[1] < 0.5:
+            raise ValueError(f'SyntheticShapesDataset: radius_range must satisfy 0 < low <= high < 0.5, '
+                             f'got {list(self.radius_range)}.')
+        if self.image_size < 8 or self.num_samples < 1:
+            raise ValueError(f'SyntheticShapesDataset: need image_size >= 8 and num_samples >= 1, '
+                             f'got {self.image_size} and {self.num_samples}.')
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f'SyntheticShapesDataset: index {index} out of range [0, {self.num_samples}).')
+        rng = np.random.default_rng([self.seed, index])
+        img = draw_shapes(rng, self.image_size, self.shapes, self.num_shapes, self.radius_range)
+        return {'gt': torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
+                'gt_path': f'shapes_{self.seed}_{index:06d}'}
