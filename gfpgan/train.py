@@ -242,6 +242,20 @@ def _save(model: Any, epoch: int, current_iter: int, iter_in_epoch: int, logger:
         model.save_training_state(
             epoch, current_iter, extra={'iter_in_epoch': iter_in_epoch, 'rng_per_rank': rng_per_rank}
         )
+        keep = (model.opt.get('logger') or {}).get('keep_last_checkpoints')
+        if keep and rank == 0:
+            prune_checkpoints(model.opt['path'], int(keep))
+
+
+def prune_checkpoints(path: dict, keep: int) -> None:
+    """Delete all but the newest `keep` iterations' states and network files (`latest`/`best` stay)."""
+    from gfpgan.utils.experiment import list_training_states
+
+    for iteration, state_path in list_training_states(path['training_states'])[keep:]:
+        for name in os.listdir(path['models']):
+            if name.endswith(f'_{iteration}.pth'):
+                os.remove(osp.join(path['models'], name))
+        os.remove(state_path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
