@@ -73,7 +73,7 @@ def _write_tables(results: dict, folder: str, atomic_write) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         test_pipeline(os.getcwd(), argv)
-    except OptionError as err:
+    except (OptionError, FileNotFoundError) as err:  # a mistake in the options or data paths: no traceback
         print(f'gfpgan-test: error: {err}', file=sys.stderr, flush=True)
         return 2
     return 0

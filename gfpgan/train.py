@@ -103,12 +103,12 @@ def load_resume_state(opt: dict) -> dict | None:
     return None
 
 
-def _shutdown(tb_logger: Any) -> None:
+def _shutdown(tb_logger: Any, synchronize: bool = True) -> None:
     from gfpgan.utils.dist import shutdown_dist
 
     if tb_logger is not None:
         tb_logger.close()
-    shutdown_dist()
+    shutdown_dist(synchronize)
     sys.stdout.flush()
     sys.stderr.flush()
 
@@ -217,8 +217,10 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
         if val_loaders and val_freq and current_iter % val_freq != 0:  # else just validated
             for loader in val_loaders:
                 model.validation(loader, current_iter, tb_logger, val_opt.get('save_img', False))
-    finally:
-        _shutdown(tb_logger)
+    except BaseException:
+        _shutdown(tb_logger, synchronize=False)
+        raise
+    _shutdown(tb_logger)
     return opt['path']['experiments_root']
 
 
@@ -263,11 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     root_path = os.getcwd()
     try:
         train_pipeline(root_path, argv)
-    except OptionError as err:
+    except (OptionError, FileNotFoundError) as err:  # a mistake in the options or data paths: no traceback
         print(f'gfpgan-train: error: {err}', file=sys.stderr, flush=True)
         from gfpgan.utils.dist import shutdown_dist
 
-        shutdown_dist()
+        shutdown_dist(synchronize=False)
         return 2
     return 0
 

@@ -64,14 +64,16 @@ def init_dist(backend: str | None = None) -> None:
     dist.init_process_group(backend=backend)
 
 
-def shutdown_dist() -> None:
+def shutdown_dist(synchronize: bool = True) -> None:
     """Synchronise all ranks and tear the process group down.
 
     Exiting a gloo job without this aborts now and then in the C++ destructor ("terminate called
-    without an active exception"), which fails otherwise good runs.
+    without an active exception"), which fails otherwise good runs. After an error, pass
+    `synchronize=False`: the other ranks may never reach the barrier.
     """
     if dist.is_available() and dist.is_initialized():
         try:
-            dist.barrier()
+            if synchronize:
+                dist.barrier()
         finally:
             dist.destroy_process_group()
