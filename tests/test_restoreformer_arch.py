@@ -110,3 +110,33 @@ def test_rejects_layouts_the_decoder_cannot_feed():
     with pytest.raises(ValueError, match='enable_mid'):
         RestoreFormer(**{**SMALL, 'enable_mid': False})
     assert len(RestoreFormer(**{**SMALL, 'enable_mid': False, 'attn_resolutions': ()}).state_dict()) > 0
+
+
+def test_decoder_queries_come_from_the_upstream_encoder_features():
+    """Upstream wiring: decoder mid attention <- encoder mid output ('mid_atten'); decoder attention at
+    the lowest level <- encoder mid block_1 output ('block_<last>_atten')."""
+    torch.manual_seed(0)
+    net = RestoreFormer(**SMALL).eval()
+    seen = {}
+
+    def keep(name, context=False):
+        def hook(module, args, out):
+            seen[name] = args[1] if context else out
+        return hook
+
+    net.encoder.mid.block_1.register_forward_hook(keep('enc_block_1'))
+    net.encoder.mid.block_2.register_forward_hook(keep('enc_mid'))
+    net.decoder.mid.attn_1.register_forward_hook(keep('dec_mid_ctx', context=True))
+    net.decoder.up[1].attn[0].register_forward_hook(keep('dec_lowest_ctx', context=True))
+    with torch.no_grad():
+        net(torch.rand(1, 3, 32, 32))
+    assert seen['dec_mid_ctx'] is seen['enc_mid']
+    assert seen['dec_lowest_ctx'] is seen['enc_block_1']
+    assert len(net.decoder.up[1].attn) == 2 and len(net.decoder.up[0].attn) == 0  # 16 px level only
+
+
+def test_fix_flags_freeze_the_right_parts():
+    net = RestoreFormer(**SMALL, fix_decoder=True, fix_codebook=False, fix_encoder=True)
+    frozen = {n.split('.')[0] for n, p in net.named_parameters() if not p.requires_grad}
+    trainable = {n.split('.')[0] for n, p in net.named_parameters() if p.requires_grad}
+    assert frozen == {'encoder', 'decoder', 'quantize', 'post_quant_conv'} and trainable == {'quant_conv'}
