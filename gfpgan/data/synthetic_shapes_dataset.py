@@ -76,6 +76,7 @@ class SyntheticShapesDataset(Dataset):
         return self.num_samples
 
     def __getitem__(self, index: int) -> dict:
+        index = int(index)
         if not 0 <= index < self.num_samples:
             raise IndexError(f'SyntheticShapesDataset: index {index} out of range [0, {self.num_samples}).')
         rng = np.random.default_rng([self.seed, index])

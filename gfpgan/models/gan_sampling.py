@@ -1,0 +1,134 @@
+"""Sampling from unconditional generators: grids, latent interpolation, GIFs, and progress montages.
+
+Shared by `GANModel` (sample grids during training) and `scripts/generate.py` (after training).
+Images are generator outputs in [-1, 1]; everything written goes through the atomic writers.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from gfpgan.archs import build_network
+from gfpgan.utils.checkpoint_io import atomic_write, load_checkpoint, load_weights
+
+CHECKPOINT_RE = re.compile(r'^net_g_(\d+)\.pth$')
+
+
+def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """(N, C, H, W) images in [-1, 1] -> one BGR uint8 HxWx3 mosaic with `nrow` images per row."""
+    if images.dim() != 4:
+        raise ValueError(f'make_grid expects (N, C, H, W) images, got shape {tuple(images.shape)}.')
+    imgs = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2)
+    if imgs.shape[1] == 1:
+        imgs = imgs.expand(-1, 3, -1, -1)
+    n, c, h, w = imgs.shape
+    nrow = max(1, min(nrow, n))
+    ncol = (n + nrow - 1) // nrow
+    grid = torch.full((c, ncol * (h + padding) + padding, nrow * (w + padding) + padding), pad_value)
+    for i in range(n):
+        y, x = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
+        grid[:, y:y + h, x:x + w] = imgs[i]
+    rgb = grid.permute(1, 2, 0).numpy()
+    return np.ascontiguousarray((rgb[:, :, ::-1] * 255.0).round().astype(np.uint8))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between latent batches (rows), the right path for Gaussian latents."""
+    a_n, b_n = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((a_n * b_n).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
+
+
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: str = 'slerp') -> torch.Tensor:
+    """`steps` latents from z0 to z1 (both ends included), each of z0's shape; returns (steps, *z0.shape)."""
+    if steps < 2:
+        raise ValueError(f'interpolation needs at least 2 steps, got {steps}.')
+    if mode not in ('slerp', 'lerp'):
+        raise ValueError(f"interpolation mode must be 'slerp' or 'lerp', got {mode!r}.")
+    ts = torch.linspace(0, 1, steps).tolist()
+    fn = slerp if mode == 'slerp' else (lambda a, b, t: torch.lerp(a, b, t))
+    return torch.stack([fn(z0, z1, t) for t in ts])
+
+
+@torch.no_grad()
+def generate(net_g: nn.Module, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Run the generator on `z` in eval mode, in batches; returns CPU images in [-1, 1]."""
+    was_training = net_g.training
+    net_g.eval()
+    device = next(net_g.parameters()).device
+    try:
+        out = [net_g(chunk.to(device)).float().cpu() for chunk in z.split(batch_size)]
+    finally:
+        net_g.train(was_training)
+    return torch.cat(out)
+
+
+def latent_dim_of(net_g: nn.Module, network_opt: dict | None = None) -> int:
+    """The generator's latent size (its `latent_dim` attribute, else the option), or a clear error."""
+    dim = getattr(net_g, 'latent_dim', None) or (network_opt or {}).get('latent_dim')
+    if not dim:
+        raise ValueError(f'{type(net_g).__name__} has no `latent_dim` attribute and network_g sets none; '
+                         'GANModel samples latents of shape (N, latent_dim), so set latent_dim in network_g.')
+    return int(dim)
+
+
+def load_generator(network_opt: dict, checkpoint: str | os.PathLike, use_ema: bool = True,
+                   device: str | torch.device = 'cpu') -> nn.Module:
+    """Build `network_g` and load `params_ema` (or `params`) from a checkpoint of GANModel."""
+    net = build_network(network_opt, 'network_g')
+    ckpt = load_checkpoint(checkpoint)
+    key = 'params_ema' if use_ema else 'params'
+    if use_ema and key not in ckpt:
+        raise KeyError(f"{checkpoint} has no 'params_ema' (EMA was off in training); keys: {sorted(ckpt)}. "
+                       'Use the raw generator instead (--raw).')
+    load_weights(net, ckpt, param_key=key, strict=True)
+    return net.to(device).eval()
+
+
+def list_generator_checkpoints(models_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """`(iter, path)` of every `net_g_<iter>.pth` in a models folder, oldest first."""
+    folder = Path(models_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'Models folder not found: {folder}')
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+    if not found:
+        raise FileNotFoundError(f'No net_g_<iter>.pth checkpoints in {folder}.')
+    return sorted(found)
+
+
+def progress_montage(network_opt: dict, checkpoints: Sequence[tuple[int, str | os.PathLike]], z: torch.Tensor,
+                     use_ema: bool = True, device: str | torch.device = 'cpu') -> np.ndarray:
+    """One row per checkpoint (the same latents `z` through each), labelled with its iteration."""
+    rows = []
+    for it, path in checkpoints:
+        net = load_generator(network_opt, path, use_ema=use_ema, device=device)
+        row = make_grid(generate(net, z), nrow=z.shape[0])
+        label = np.full((row.shape[0], 72, 3), 255, np.uint8)
+        cv2.putText(label, str(it), (4, row.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        rows.append(np.concatenate([label, row], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, duration_ms: int = 80, loop: int = 0) -> None:
+    """Write BGR uint8 frames as an animated GIF (needs Pillow), atomically."""
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise ImportError('Writing a GIF needs Pillow (pip install pillow); use --strip for a PNG strip.') from err
+    if not frames:
+        raise ValueError('save_gif: no frames given.')
+    images = [Image.fromarray(np.ascontiguousarray(f[:, :, ::-1])) for f in frames]
+
+    def write(tmp: str) -> None:
+        images[0].save(tmp, format='GIF', save_all=True, append_images=images[1:], duration=duration_ms, loop=loop)
+
+    atomic_write(path, write)
