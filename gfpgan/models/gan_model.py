@@ -47,8 +47,6 @@ from gfpgan.utils.dist import get_dist_info
 from gfpgan.utils.image_io import imwrite
 from gfpgan.utils.registry import MODEL_REGISTRY
 
-GAN_TYPES = ('vanilla', 'lsgan', 'wgan', 'wgan_softplus', 'hinge')
-
 
 def _set_requires_grad(net: nn.Module, flag: bool) -> None:
     for p in net.parameters():
@@ -103,9 +101,7 @@ class GANModel(BaseModel):
 
         if 'gan_opt' not in train_opt:
             raise KeyError("GANModel: train.gan_opt is required, e.g. {type: GANLoss, gan_type: vanilla}.")
-        self.gan_type = train_opt['gan_opt'].get('gan_type', 'vanilla')
-        if self.gan_type not in GAN_TYPES:
-            raise ValueError(f'train.gan_opt.gan_type: {self.gan_type!r} is not one of {", ".join(GAN_TYPES)}.')
+        self.gan_type = train_opt['gan_opt'].get('gan_type')
         self.cri_gan = build_loss(train_opt['gan_opt'], 'train.gan_opt').to(self.device)
         self.r1_reg_weight = float(train_opt.get('r1_reg_weight', 0) or 0)
         self.net_d_reg_every = int(train_opt.get('net_d_reg_every', 1))

@@ -1,0 +1,256 @@
+"""GANModel: every GAN loss type, n-critic, gradient accumulation, EMA, plateau scheduler, AMP, grids,
+checkpoints and resume state, FID validation, and a short CPU training run that lowers FID."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from gfpgan.models import build_model
+
+LATENT = 16
+
+
+def make_opt(tmp_path, gan_type='vanilla', size=32, use_bn=True, **train):
+    opt = {
+        'name': 'gan_test', 'model_type': 'GANModel', 'is_train': True, 'num_gpu': 0, 'dist': False,
+        'manual_seed': 0,
+        'network_g': {'type': 'DCGANGenerator', 'latent_dim': LATENT, 'image_size': size, 'base_channels': 4,
+                      'use_bn': use_bn},
+        'network_d': {'type': 'DCGANDiscriminator', 'image_size': size, 'base_channels': 4, 'use_bn': use_bn},
+        'path': {'visualization': str(tmp_path / 'vis'), 'models': str(tmp_path / 'models'),
+                 'training_states': str(tmp_path / 'states'), 'experiments_root': str(tmp_path)},
+        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.5, 0.999]},
+                  'optim_d': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.5, 0.999]},
+                  'gan_opt': {'type': 'GANLoss', 'gan_type': gan_type}, 'total_iter': 100},
+        'val': {'grids': {'num': 16, 'nrow': 4}},
+        'logger': {'print_freq': 1},
+    }
+    opt['train'].update(train)
+    return opt
+
+
+def real_batch(n=8, size=32, seed=0):
+    """Bright squares on dark backgrounds in [0, 1]: easy for D to tell from an untrained G's output."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.rand(n, 3, size, size, generator=g) * 0.2
+    img[:, :, size // 4: 3 * size // 4, size // 4: 3 * size // 4] += 0.7
+    return {'gt': img}
+
+
+def params(net):
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def changed(before, net):
+    return any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+@pytest.mark.parametrize('gan_type,extra', [
+    ('vanilla', {}),
+    ('lsgan', {'r1_reg_weight': 1.0}),
+    ('wgan', {'gp_weight': 10.0}),
+    ('wgan_softplus', {'r1_reg_weight': 0.5, 'net_d_reg_every': 2}),
+    ('hinge', {}),
+])
+def test_each_gan_loss_type_trains_d_to_separate_and_updates_g(tmp_path, gan_type, extra):
+    torch.manual_seed(0)
+    opt = make_opt(tmp_path, gan_type, use_bn=gan_type != 'wgan', net_d_init_iters=12, **extra)
+    model = build_model(opt)
+    g_before = params(model.net_g)
+    gaps = []
+    for it in range(1, 13):  # D-only warm-up: D must learn to tell reals from fakes
+        model.feed_data(real_batch())
+        model.optimize_parameters(it)
+        log = model.get_current_log()
+        gaps.append(log['D(x)'] - log['D(G(z))_d'])
+        assert 'l_g' not in log
+    assert not changed(g_before, model.net_g)
+    assert gaps[-1] > max(10 * abs(gaps[0]), 0.02), gaps  # D(x) - D(G(z)) grew from ~0
+    if gan_type == 'vanilla':
+        assert 0 < log['D(G(z))_d'] < log['D(x)'] < 1  # logged as probabilities for BCE
+    for key in extra:
+        if key in ('r1_reg_weight', 'gp_weight'):
+            assert {'r1_reg_weight': 'l_d_r1', 'gp_weight': 'l_d_gp'}[key] in log
+    model.feed_data(real_batch())
+    model.optimize_parameters(13)
+    log = model.get_current_log()
+    assert changed(g_before, model.net_g)
+    for key in ('l_d', 'l_g', 'D(x)', 'D(G(z))_pre_g', 'D(G(z))_post_g'):
+        assert key in log and torch.isfinite(torch.tensor(log[key])), key
+    if gan_type == 'vanilla':
+        assert log['D(G(z))_post_g'] > log['D(G(z))_pre_g']  # G's step fooled D more on the same latents
+
+
+def test_n_critic_updates_g_every_nth_iteration(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(make_opt(tmp_path, 'wgan', use_bn=False, gp_weight=10.0, net_d_iters=3))
+    updated = []
+    for it in range(1, 7):
+        before = params(model.net_g)
+        model.feed_data(real_batch())
+        model.optimize_parameters(it)
+        updated.append(changed(before, model.net_g))
+    assert updated == [False, False, True, False, False, True]
+
+
+def _grads(net):
+    return [p.grad.detach().clone() for p in net.parameters()]
+
+
+def test_accumulated_micro_batches_give_the_full_batch_gradients(tmp_path):
+    """k micro-batches of b == one batch of k*b, for a BN-free G/D pair (BN would see other statistics)."""
+    models = []
+    for k in (1, 4):
+        torch.manual_seed(0)
+        models.append(build_model(make_opt(tmp_path, 'vanilla', use_bn=False, accumulate_grad_batches=k,
+                                           r1_reg_weight=1.0)))
+    full, accum = models
+    assert all(torch.equal(a, b) for a, b in zip(params(full.net_d), accum.net_d.parameters()))
+    real = full.data_range and real_batch(8)['gt'] * 2 - 1
+    z = torch.randn(8, LATENT)
+    logs = []
+    for m in models:
+        m.optimizer_d.zero_grad()
+        logs.append(m.backward_d(real, z, current_iter=1))
+    for a, b in zip(_grads(full.net_d), _grads(accum.net_d)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    for key in ('l_d', 'l_d_r1', 'D(x)'):
+        torch.testing.assert_close(logs[0][key], logs[1][key], rtol=1e-5, atol=1e-7)
+    for m in models:
+        m.optimizer_g.zero_grad()
+        m.backward_g(z)
+    for a, b in zip(_grads(full.net_g), _grads(accum.net_g)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert any(g.abs().sum() > 0 for g in _grads(full.net_g))
+    # and whole iterations (latents drawn inside) stay equal
+    for m in models:
+        torch.manual_seed(5)
+        m.feed_data(real_batch(8, seed=3))
+        m.optimize_parameters(1)
+    for a, b in zip(full.net_g.parameters(), accum.net_g.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_accumulation_needs_a_divisible_batch(tmp_path):
+    model = build_model(make_opt(tmp_path, accumulate_grad_batches=3))
+    model.feed_data(real_batch(8))
+    with pytest.raises(ValueError, match='accumulate_grad_batches=3'):
+        model.optimize_parameters(1)
+
+
+def test_ema_follows_then_averages_after_start_iter(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(make_opt(tmp_path, use_bn=False, ema_decay=0.5, ema_start_iter=3))
+    for it in (1, 2):
+        model.feed_data(real_batch())
+        model.optimize_parameters(it)
+        for p, e in zip(model.net_g.parameters(), model.net_g_ema.parameters()):
+            assert torch.equal(p, e)  # before ema_start_iter the EMA copy follows G
+    ema_before = params(model.net_g_ema)
+    model.feed_data(real_batch())
+    model.optimize_parameters(3)
+    for old, p, e in zip(ema_before, model.net_g.parameters(), model.net_g_ema.parameters()):
+        torch.testing.assert_close(e, 0.5 * old + 0.5 * p)
+    assert changed(ema_before, model.net_g_ema)
+    assert not any(p.requires_grad for p in model.net_g_ema.parameters())
+
+
+def test_reduce_lr_on_plateau_steps_with_the_averaged_monitored_value(tmp_path):
+    torch.manual_seed(0)
+    sched = {'type': 'ReduceLROnPlateau', 'monitor': 'l_d', 'mode': 'min', 'factor': 0.5, 'patience': 0,
+             'threshold': 100.0, 'threshold_mode': 'abs', 'step_every': 2}  # nothing counts as improvement
+    model = build_model(make_opt(tmp_path, scheduler=sched))
+    lrs = []
+    for it in range(1, 7):
+        model.update_learning_rate(it)
+        model.feed_data(real_batch())
+        model.optimize_parameters(it)
+        lrs.append(model.optimizer_g.param_groups[0]['lr'])
+    # steps at iterations 2 (sets the best), 4 and 6 (no improvement: halve)
+    assert lrs == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+    assert model.optimizer_d.param_groups[0]['lr'] == pytest.approx(2.5e-4)
+
+
+def test_plateau_monitor_must_be_a_logged_value(tmp_path):
+    sched = {'type': 'ReduceLROnPlateau', 'monitor': 'l_typo', 'step_every': 1}
+    model = build_model(make_opt(tmp_path, scheduler=sched))
+    model.feed_data(real_batch())
+    model.optimize_parameters(1)
+    with pytest.raises(KeyError, match="'l_typo' is not a logged value"):
+        model.optimize_parameters(2)
+
+
+def test_amp_bf16_on_cpu_trains(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(make_opt(tmp_path, amp='bf16'))
+    before = params(model.net_g)
+    model.feed_data(real_batch())
+    model.optimize_parameters(1)
+    assert changed(before, model.net_g)
+    assert all(torch.isfinite(torch.tensor(v)) for v in model.get_current_log().values())
+    with pytest.raises(ValueError, match="amp: expected"):
+        build_model(make_opt(tmp_path, amp='fp8'))
+
+
+def test_diffaug_and_lightweight_gan_with_aux_loss(tmp_path):
+    torch.manual_seed(0)
+    opt = make_opt(tmp_path, 'hinge', diffaug={'policy': 'color,offset,cutout', 'prob': 'auto', 'interval': 1,
+                                               'speed_imgs': 80})
+    opt['network_g'] = {'type': 'LightweightGANGenerator', 'latent_dim': LATENT, 'image_size': 32,
+                        'base_channels': 2, 'max_channels': 16, 'sle_ratio': 4}
+    opt['network_d'] = {'type': 'LightweightGANDiscriminator', 'image_size': 32, 'base_channels': 2,
+                        'max_channels': 16, 'disc_output_size': 1}
+    model = build_model(opt)
+    d_before = {n: p.detach().clone() for n, p in model.net_d.named_parameters()}
+    for it in range(1, 4):
+        model.feed_data(real_batch())
+        model.optimize_parameters(it)
+    log = model.get_current_log()
+    assert log['l_d_recon'] > 0 and 'aug_prob' in log
+    # every D weight, the reconstruction decoders' included, got trained (a hinge loss inside its margins
+    # gives the last bias equal and opposite real/fake gradients, so biases may stay)
+    for name, p in model.net_d.named_parameters():
+        assert name.endswith('bias') or not torch.equal(d_before[name], p), name
+
+
+def test_grids_checkpoints_loss_curve_and_resume_state(tmp_path):
+    torch.manual_seed(0)
+    opt = make_opt(tmp_path, ema_decay=0.9, scheduler={'type': 'ReduceLROnPlateau', 'monitor': 'l_g',
+                                                        'step_every': 2})
+    opt['val']['grids']['freq'] = 2
+    model = build_model(opt)
+    for it in range(1, 4):
+        model.feed_data(real_batch())
+        model.optimize_parameters(it)
+    from gfpgan.utils.image_io import imread
+    vis = tmp_path / 'vis'
+    grid = imread(vis / 'samples_00000002.png')
+    assert grid.shape == (4 * 34 + 2, 4 * 34 + 2, 3)  # 16 fixed latents, 4 per row, 2 px padding
+    assert (vis / 'samples_ema_00000002.png').is_file()
+    assert grid[2:34, 2:34].std() > 0
+    model.save(0, 3)
+    assert (vis / 'loss_curve.png').is_file()
+    from gfpgan.utils.checkpoint_io import load_checkpoint
+    ckpt = load_checkpoint(tmp_path / 'models' / 'net_g_3.pth')
+    assert set(ckpt) == {'params', 'params_ema'}
+    assert set(load_checkpoint(tmp_path / 'models' / 'net_d_3.pth')) == {'params'}
+    path = model.save_training_state(0, 3)
+    state = load_checkpoint(path)
+    assert [h['iter'] for h in state['gan_model']['history']] == [1.0, 2.0, 3.0]
+    assert state['gan_model']['plateau_acc'] == [pytest.approx(model.history[-1]['l_g']), 1]
+    fresh = build_model(copy.deepcopy(opt))
+    fresh.resume_training(state)
+    assert fresh.history == model.history and fresh._plateau_count == 1
+    assert torch.equal(fresh.fixed_z, model.fixed_z)  # the same latents across restarts
+
+
+def test_missing_options_are_named(tmp_path):
+    opt = make_opt(tmp_path)
+    del opt['train']['gan_opt']
+    with pytest.raises(KeyError, match='train.gan_opt'):
+        build_model(opt)
+    opt = make_opt(tmp_path, 'minimax')
+    with pytest.raises(ValueError, match="'minimax'"):
+        build_model(opt)
