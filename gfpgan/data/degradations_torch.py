@@ -1,0 +1,264 @@
+"""Batched PyTorch degradations (NCHW, RGB, float in [0, 1]) that run on whichever device the batch is on.
+
+Moving the FFHQ degradation from dataloader workers to the GPU frees the CPU (workers only decode and
+flip): `GPUFFHQDegrader` applies the recipe of `FFHQDegradationDataset` to a batch of gt.
+
+JPEG: there is no exact JPEG on tensors here. `jpeg_mode='opencv'` (default) round-trips each
+(downsampled, so small) sample through OpenCV on the CPU: the real codec, not differentiable, one
+device transfer per sample. `jpeg_mode='skip'` leaves JPEG out (all on device; fastest).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gfpgan.data import degradations as npdeg
+
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as OpenCV's RGB2GRAY
+
+
+def filter2d(img: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Correlate each sample of (B, C, H, W) with its own kernel from (B, k, k) (or one (k, k) for all).
+
+    One grouped convolution for the whole batch; reflect-101 borders as cv2.filter2D.
+    """
+    b, c, h, w = img.shape
+    if kernels.dim() == 2:
+        kernels = kernels.expand(b, -1, -1)
+    k = kernels.shape[-1]
+    if k % 2 != 1:
+        raise ValueError(f'filter2d needs odd kernel sizes, got {k}.')
+    pad = k // 2
+    mode = 'reflect' if pad < h and pad < w else 'replicate'
+    x = F.pad(img, (pad, pad, pad, pad), mode=mode).reshape(1, b * c, h + 2 * pad, w + 2 * pad)
+    weight = kernels.to(img).unsqueeze(1).repeat_interleave(c, dim=0)  # (B*C, 1, k, k)
+    return F.conv2d(x, weight, groups=b * c).view(b, c, h, w)
+
+
+def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) -> (..., 1, H, W)."""
+    r, g, b = img.unbind(-3)
+    return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(-3)
+
+
+def add_gaussian_noise(
+    img: torch.Tensor, sigma: torch.Tensor | float, gray: torch.Tensor | bool = False, clip: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """img + N(0, sigma/255), sigma per sample (B,) on the 0..255 scale; `gray` (B,) shares noise over channels."""
+    b = img.shape[0]
+    sigma = torch.as_tensor(sigma, dtype=img.dtype, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
+    noise = torch.randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
+    gray = torch.as_tensor(gray, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
+    if bool(gray.any()):
+        noise = torch.where(gray, noise[:, :1].expand_as(noise), noise)
+    out = img + noise * (sigma / 255.0)
+    return out.clamp_(0, 1) if clip else out
+
+
+def add_poisson_noise(
+    img: torch.Tensor, scale: torch.Tensor | float, gray: torch.Tensor | bool = False, clip: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Shot noise per sample; the photon level is set, as on the numpy path, by the distinct 8-bit values."""
+    b = img.shape[0]
+    scale = torch.as_tensor(scale, dtype=img.dtype, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
+    gray = torch.as_tensor(gray, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
+    src = torch.where(gray, rgb_to_gray(img).expand_as(img), img)
+    q8 = (src * 255.0).round().clamp_(0, 255)
+    counts = torch.stack([torch.bincount(q8[i].flatten().long(), minlength=256).count_nonzero() for i in range(b)])
+    levels = torch.exp2(torch.ceil(torch.log2(counts.clamp(min=2).to(img.dtype)))).reshape(b, 1, 1, 1)
+    q = q8 / 255.0
+    noise = torch.poisson(q * levels, generator=generator) / levels - q
+    out = img + noise * scale
+    return out.clamp_(0, 1) if clip else out
+
+
+def jpeg_opencv(img: torch.Tensor, quality: Sequence[int]) -> torch.Tensor:
+    """Real JPEG round trip per sample on the CPU (OpenCV), at integer qualities; not differentiable."""
+    out = []
+    for x, q in zip(img, quality):
+        rgb8 = (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        ok, enc = cv2.imencode('.jpg', rgb8[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(q)])
+        if not ok:
+            raise RuntimeError(f'OpenCV could not JPEG-encode a sample of shape {tuple(x.shape)}.')
+        dec = cv2.imdecode(enc, cv2.IMREAD_COLOR)[:, :, ::-1]
+        out.append(torch.from_numpy(np.ascontiguousarray(dec)).permute(2, 0, 1))
+    return torch.stack(out).to(img.device, non_blocking=True).to(img.dtype) / 255.0
+
+
+def _blend(img: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return (factor * img + (1 - factor) * other).clamp(0, 1)
+
+
+def adjust_brightness(img: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
+    return _blend(img, torch.zeros_like(img), _per_sample(factor, img))
+
+
+def adjust_contrast(img: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
+    mean = rgb_to_gray(img).mean(dim=(-3, -2, -1), keepdim=True)
+    return _blend(img, mean, _per_sample(factor, img))
+
+
+def adjust_saturation(img: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
+    return _blend(img, rgb_to_gray(img), _per_sample(factor, img))
+
+
+def adjust_hue(img: torch.Tensor, shift: torch.Tensor | float) -> torch.Tensor:
+    """Rotate hue by `shift` (fraction of a turn, in [-0.5, 0.5]) through HSV."""
+    h, s, v = rgb_to_hsv(img).unbind(-3)
+    shift = _per_sample(shift, img)
+    h = (h + (shift[:, 0] if shift.dim() == 4 else shift)) % 1.0
+    return hsv_to_rgb(torch.stack((h, s, v), dim=-3))
+
+
+def _per_sample(value: torch.Tensor | float, img: torch.Tensor) -> torch.Tensor:
+    """A scalar or (B,) value shaped to broadcast over (B, C, H, W) (or (C, H, W))."""
+    t = torch.as_tensor(value, dtype=img.dtype, device=img.device)
+    return t.reshape(-1, 1, 1, 1) if img.dim() == 4 and t.dim() == 1 else t
+
+
+def rgb_to_hsv(img: torch.Tensor) -> torch.Tensor:
+    r, g, b = img.unbind(-3)
+    maxc, minc = img.amax(dim=-3), img.amin(dim=-3)
+    same = maxc == minc
+    chroma = maxc - minc
+    s = chroma / torch.where(same, torch.ones_like(maxc), maxc)
+    div = torch.where(same, torch.ones_like(chroma), chroma)
+    rc, gc, bc = (maxc - r) / div, (maxc - g) / div, (maxc - b) / div
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.where(same, torch.zeros_like(h), h)
+    h = (h / 6.0) % 1.0
+    return torch.stack((h, s, maxc), dim=-3)
+
+
+def hsv_to_rgb(img: torch.Tensor) -> torch.Tensor:
+    h, s, v = img.unbind(-3)
+    h6 = h * 6.0
+    i = torch.floor(h6)
+    f = h6 - i
+    i = i.long() % 6
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    # for sector i, (r, g, b) pick from (v, q, p, t) in this order
+    table = torch.tensor([[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1]], device=img.device)
+    choices = torch.stack((v, q, p, t), dim=-3)  # (..., 4, H, W)
+    idx = table[i].movedim(-1, -3)  # (..., 3, H, W)
+    return torch.gather(choices, -3, idx)
+
+
+def color_jitter_pt(
+    img: torch.Tensor, brightness: Sequence[float] | None, contrast: Sequence[float] | None,
+    saturation: Sequence[float] | None, hue: Sequence[float] | None, rng: np.random.Generator | None = None,
+) -> torch.Tensor:
+    """Brightness, contrast, saturation and hue jitter in random order (as torchvision's ColorJitter).
+
+    `img` is (3, H, W) or (B, 3, H, W); a batch gets per-sample factors and one order.
+    """
+    rng = npdeg.as_rng(rng)
+    n = img.shape[0] if img.dim() == 4 else None
+    adjust = {0: (adjust_brightness, brightness), 1: (adjust_contrast, contrast), 2: (adjust_saturation, saturation),
+              3: (adjust_hue, hue)}
+    for fn_id in rng.permutation(4):
+        fn, bounds = adjust[int(fn_id)]
+        if bounds is None:
+            continue
+        factor = rng.uniform(bounds[0], bounds[1], size=n)
+        img = fn(img, torch.as_tensor(factor, dtype=img.dtype, device=img.device))
+    return img.clamp(0, 1)
+
+
+def normalize(img: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
+    """(img - mean) / std per channel, in place; no-op without mean and std."""
+    if mean is None and std is None:
+        return img
+    c = img.shape[-3]
+    mean_t = torch.as_tensor(mean if mean is not None else [0.0] * c, dtype=img.dtype, device=img.device)
+    std_t = torch.as_tensor(std if std is not None else [1.0] * c, dtype=img.dtype, device=img.device)
+    return img.sub_(mean_t.view(-1, 1, 1)).div_(std_t.view(-1, 1, 1))
+
+
+class GPUFFHQDegrader:
+    """The `FFHQDegradationDataset` recipe applied to a batch of gt on its device.
+
+    Options are the dataset's (`blur_kernel_size`, `kernel_list`, `kernel_prob`, `blur_sigma`,
+    `downsample_range`, `noise_range`, `jpeg_range`, `color_jitter_prob`, `color_jitter_shift`,
+    `color_jitter_pt_prob`, `brightness`, `contrast`, `saturation`, `hue`, `gray_prob`, `gt_gray`, `mean`,
+    `std`) plus `jpeg_mode` (`opencv` or `skip`, see the module docstring). The random parameters are
+    drawn on the CPU from a numpy generator (cheap: a few numbers and one kernel per sample); pixel
+    noise comes from a torch generator on the device; both are seeded by `seed` when given.
+    Call with gt (B, 3, H, W) RGB in [0, 1]; returns `{'lq', 'gt'}` (normalised with mean/std if set).
+    """
+
+    def __init__(self, opt: dict) -> None:
+        self.opt = opt
+        self.kernel_size = int(opt.get('blur_kernel_size', 41))
+        self.kernel_list = list(opt.get('kernel_list', ['iso', 'aniso']))
+        self.kernel_prob = list(opt.get('kernel_prob', [0.5, 0.5]))
+        self.blur_sigma = opt.get('blur_sigma', [0.1, 10])
+        self.downsample_range = opt.get('downsample_range', [0.8, 8])
+        self.noise_range = opt.get('noise_range', [0, 20])
+        self.jpeg_range = opt.get('jpeg_range', [60, 100])
+        self.jpeg_mode = opt.get('jpeg_mode', 'opencv')
+        if self.jpeg_mode not in ('opencv', 'skip'):
+            raise ValueError(f"jpeg_mode must be 'opencv' or 'skip', got {self.jpeg_mode!r}.")
+        self.color_jitter_prob = opt.get('color_jitter_prob')
+        self.color_jitter_shift = opt.get('color_jitter_shift', 20) / 255.0
+        self.color_jitter_pt_prob = opt.get('color_jitter_pt_prob')
+        self.gray_prob = opt.get('gray_prob')
+        self.gt_gray = opt.get('gt_gray', False)
+        self.mean, self.std = opt.get('mean'), opt.get('std')
+
+    @torch.no_grad()
+    def __call__(self, gt: torch.Tensor, seed: int | None = None) -> dict[str, torch.Tensor]:
+        if gt.dim() != 4 or gt.shape[1] != 3:
+            raise ValueError(f'GPUFFHQDegrader expects a (B, 3, H, W) RGB batch, got {tuple(gt.shape)}.')
+        rng = np.random.default_rng(seed) if seed is not None else npdeg.as_rng(None)
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device=gt.device)
+            gen.manual_seed(int(rng.integers(2**62)))
+        b, _, h, w = gt.shape
+        kernels = np.stack([
+            npdeg.random_mixed_kernels(self.kernel_list, self.kernel_prob, self.kernel_size, self.blur_sigma,
+                                       self.blur_sigma, (-math.pi, math.pi), noise_range=None, rng=rng)
+            for _ in range(b)
+        ])
+        gt = gt.float()
+        blurred = filter2d(gt, torch.from_numpy(kernels).to(gt.device, torch.float32, non_blocking=True))
+        scales = rng.uniform(self.downsample_range[0], self.downsample_range[1], size=b)
+        sigmas = rng.uniform(self.noise_range[0], self.noise_range[1], size=b) if self.noise_range is not None else None
+        qualities = [npdeg.random_jpeg_quality(self.jpeg_range, rng) for _ in range(b)]
+        lq = torch.empty_like(gt)
+        for i in range(b):  # each sample has its own intermediate size
+            size = (max(1, int(h // scales[i])), max(1, int(w // scales[i])))
+            x = F.interpolate(blurred[i : i + 1], size=size, mode='bilinear', align_corners=False)
+            if sigmas is not None:
+                x = add_gaussian_noise(x, float(sigmas[i]), generator=gen)
+            if self.jpeg_range is not None and self.jpeg_mode == 'opencv':
+                x = jpeg_opencv(x, [qualities[i]])
+            lq[i : i + 1] = F.interpolate(x, size=(h, w), mode='bilinear', align_corners=False)
+        if self.color_jitter_prob is not None:
+            apply = torch.from_numpy(rng.uniform(size=b) < self.color_jitter_prob).to(gt.device)
+            shift = torch.from_numpy(rng.uniform(-self.color_jitter_shift, self.color_jitter_shift, (b, 3)))
+            shift = shift.to(gt).view(b, 3, 1, 1) * apply.view(b, 1, 1, 1)
+            lq = (lq + shift).clamp_(0, 1)
+        if self.gray_prob:
+            gray = torch.from_numpy(rng.uniform(size=b) < self.gray_prob).to(gt.device).view(b, 1, 1, 1)
+            lq = torch.where(gray, rgb_to_gray(lq).expand_as(lq), lq)
+            if self.gt_gray:
+                gt = torch.where(gray, rgb_to_gray(gt).expand_as(gt), gt)
+        if self.color_jitter_pt_prob is not None:
+            chosen = np.flatnonzero(rng.uniform(size=b) < self.color_jitter_pt_prob)
+            if len(chosen):
+                idx = torch.from_numpy(chosen).to(gt.device)
+                lq[idx] = color_jitter_pt(lq[idx], self.opt.get('brightness', (0.5, 1.5)),
+                                          self.opt.get('contrast', (0.5, 1.5)), self.opt.get('saturation', (0, 1.5)),
+                                          self.opt.get('hue', (-0.1, 0.1)), rng)
+        lq = (lq * 255.0).round_().clamp_(0, 255).div_(255.0)
+        return {'lq': normalize(lq, self.mean, self.std), 'gt': normalize(gt.clone(), self.mean, self.std)}

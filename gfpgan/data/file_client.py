@@ -1,0 +1,137 @@
+"""Where image bytes come from: plain files or lmdb databases, chosen by an `io_backend` option dict.
+
+`io_backend: {type: disk}` reads paths; `io_backend: {type: lmdb}` reads keys from databases made by
+`scripts/create_lmdb.py` (BasicSR layout: `data.mdb` + `meta_info.txt` with lines
+`00000000.png (512,512,3) 1`, key = file name without extension). lmdb environments are opened lazily,
+read-only and without locks, once per process: a handle inherited over fork is never reused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gfpgan.utils.image_io import is_image_file
+
+
+class DiskBackend:
+    def get(self, path: str, client_key: str = 'default') -> bytes:
+        try:
+            with open(path, 'rb') as f:
+                return f.read()
+        except OSError as err:
+            raise FileNotFoundError(f'Cannot read image file {path}: {err.strerror}.') from err
+
+
+class LmdbBackend:
+    """Reads values by key from one or more lmdb databases (`client_keys` name them)."""
+
+    def __init__(self, db_paths: str | list[str], client_keys: str | list[str] = 'default', **open_kwargs) -> None:
+        self.db_paths = [str(p) for p in ([db_paths] if isinstance(db_paths, (str, os.PathLike)) else db_paths)]
+        self.client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
+        if len(self.db_paths) != len(self.client_keys):
+            raise ValueError(f'lmdb io_backend: {len(self.db_paths)} db_paths but {len(self.client_keys)} client_keys.')
+        for p in self.db_paths:
+            if not os.path.isfile(os.path.join(p, 'data.mdb')):
+                raise FileNotFoundError(
+                    f'{p} is not an lmdb database (no data.mdb); make one with scripts/create_lmdb.py.'
+                )
+        self.open_kwargs = dict(readonly=True, lock=False, readahead=False, max_readers=2048)
+        self.open_kwargs.update(open_kwargs)
+        self._envs: dict = {}
+        self._pid = None
+
+    def _env(self, client_key: str):
+        if self._pid != os.getpid():  # first use in this process (e.g. a dataloader worker): open afresh
+            import lmdb
+
+            self._envs = {k: lmdb.open(p, **self.open_kwargs) for k, p in zip(self.client_keys, self.db_paths)}
+            self._pid = os.getpid()
+        try:
+            return self._envs[client_key]
+        except KeyError:
+            raise KeyError(f"lmdb io_backend has no client_key '{client_key}'; it has {self.client_keys}.") from None
+
+    def get(self, key: str, client_key: str = 'default') -> bytes:
+        env = self._env(client_key)
+        with env.begin(write=False) as txn:
+            value = txn.get(key.encode())
+        if value is None:
+            db = self.db_paths[self.client_keys.index(client_key)]
+            raise KeyError(f"Key '{key}' is not in the lmdb database {db}; its meta_info.txt and data.mdb disagree "
+                           '(re-run scripts/create_lmdb.py on the source folder).')
+        return bytes(value)
+
+    def __getstate__(self) -> dict:  # environments cannot be pickled (spawned workers): reopen there
+        state = self.__dict__.copy()
+        state['_envs'], state['_pid'] = {}, None
+        return state
+
+
+def build_file_client(io_backend: dict | None, db_paths=None, client_keys='default'):
+    """A `DiskBackend` or `LmdbBackend` from an option dict like `{type: lmdb}`."""
+    opt = dict(io_backend or {'type': 'disk'})
+    kind = opt.pop('type', 'disk')
+    if kind == 'disk':
+        return DiskBackend()
+    if kind == 'lmdb':
+        opt.pop('db_paths', None)
+        opt.pop('client_keys', None)
+        return LmdbBackend(db_paths, client_keys, **opt)
+    raise ValueError(f"io_backend type must be 'disk' or 'lmdb', got {kind!r}.")
+
+
+def paths_from_folder(folder: str | os.PathLike, recursive: bool = False) -> list[str]:
+    """Sorted image paths in `folder` (sorted, so an index means the same file on every machine)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'Image folder {folder} does not exist.')
+    it = folder.rglob('*') if recursive else folder.iterdir()
+    paths = sorted(str(p) for p in it if p.is_file() and is_image_file(p.name))
+    if not paths:
+        raise FileNotFoundError(f'No image files (png, jpg, ...) in {folder}{" or below" if recursive else ""}.')
+    return paths
+
+
+def read_meta_info(db_path: str | os.PathLike) -> list[str]:
+    """Keys of an lmdb database, in the order of its `meta_info.txt`."""
+    meta = Path(db_path) / 'meta_info.txt'
+    if not meta.is_file():
+        raise FileNotFoundError(f'{meta} is missing; lmdb databases made by scripts/create_lmdb.py have one.')
+    keys = []
+    for n, line in enumerate(meta.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        name = line.split(' (')[0].strip()
+        if not name:
+            raise ValueError(f'{meta}:{n}: cannot parse {line!r}; expected lines like "00000000.png (512,512,3) 1".')
+        keys.append(os.path.splitext(name)[0])
+    return keys
+
+
+def is_lmdb(io_backend: dict | None) -> bool:
+    return (io_backend or {}).get('type', 'disk') == 'lmdb'
+
+
+def read_or_skip(read, index: int, length: int, skip_bad_images: bool, what: str, max_skips: int = 20):
+    """`read(index)`, or with `skip_bad_images` the next readable index after a warning per bad file.
+
+    Raises the first `ImageReadError` when skipping is off, and after `max_skips` bad files in a row
+    (then the data is broken, not a few files).
+    """
+    import warnings
+
+    from gfpgan.utils.image_io import ImageReadError
+
+    for attempt in range(max_skips + 1):
+        try:
+            return read((index + attempt) % length)
+        except ImageReadError as err:
+            if not skip_bad_images:
+                raise ImageReadError(f'{what}: {err} Set skip_bad_images: true to skip such files with a warning.',
+                                     err.path) from err
+            if attempt == max_skips:
+                msg = f'{what}: {max_skips + 1} unreadable images in a row, last: {err}'
+                raise ImageReadError(msg, err.path) from err
+            warnings.warn(f'{what}: skipping unreadable image: {err}', stacklevel=2)
+    raise AssertionError('unreachable')

@@ -1,0 +1,91 @@
+"""Paired lq/gt images (super-resolution, restoration) from folders or lmdb databases."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from gfpgan.data.degradations import as_rng
+from gfpgan.data.degradations_torch import normalize
+from gfpgan.data.file_client import build_file_client, is_lmdb, paths_from_folder, read_meta_info, read_or_skip
+from gfpgan.data.transforms import augment, paired_random_crop
+from gfpgan.utils.image_io import imfrombytes, img2tensor
+from gfpgan.utils.registry import DATASET_REGISTRY
+
+
+def paired_paths(lq_folder: str, gt_folder: str, filename_tmpl: str = '{}', lmdb: bool = False) -> list[dict]:
+    """`[{'lq_path', 'gt_path'}]` sorted by gt name; the lq of gt `name.ext` is `filename_tmpl.format(name)`
+    with any image extension (or that lmdb key)."""
+    if lmdb:
+        gt_keys, lq_keys = read_meta_info(gt_folder), set(read_meta_info(lq_folder))
+        pairs = [{'lq_path': filename_tmpl.format(k), 'gt_path': k} for k in sorted(gt_keys)]
+        missing = [p['lq_path'] for p in pairs if p['lq_path'] not in lq_keys]
+    else:
+        lq_by_stem = {Path(p).stem: p for p in paths_from_folder(lq_folder)}
+        pairs, missing = [], []
+        for gt_path in paths_from_folder(gt_folder):
+            name = filename_tmpl.format(Path(gt_path).stem)
+            if name in lq_by_stem:
+                pairs.append({'lq_path': lq_by_stem[name], 'gt_path': gt_path})
+            else:
+                missing.append(name)
+    if missing:
+        raise FileNotFoundError(f'{len(missing)} gt images have no lq partner in {lq_folder} (e.g. {missing[:3]}); '
+                                f"check dataroot_lq and filename_tmpl ('{filename_tmpl}').")
+    return pairs
+
+
+@DATASET_REGISTRY.register()
+class PairedImageDataset(Dataset):
+    """lq/gt pairs. Options: `dataroot_gt`, `dataroot_lq`, `io_backend` ({type: disk|lmdb}),
+    `filename_tmpl` ('{}'), `scale`, `phase`, and for training `gt_size`, `use_hflip`, `use_rot`;
+    `mean`, `std`, `seed`, `skip_bad_images`.
+
+    Training crops aligned random patches (`gt_size` of gt) and flips/rotates them; other phases
+    crop gt to `scale` times the lq size. Returns `lq`, `gt` (RGB CHW float), `lq_path`, `gt_path`.
+    """
+
+    def __init__(self, opt: dict) -> None:
+        self.opt = opt
+        self.io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
+        self.gt_folder, self.lq_folder = str(opt['dataroot_gt']), str(opt['dataroot_lq'])
+        self.scale = int(opt.get('scale', 1))
+        self.mean, self.std = opt.get('mean'), opt.get('std')
+        self.phase = opt.get('phase', 'train')
+        self.seed = opt.get('seed')
+        lmdb = is_lmdb(self.io_backend)
+        self.pairs = paired_paths(self.lq_folder, self.gt_folder, opt.get('filename_tmpl', '{}'), lmdb)
+        if lmdb:
+            self.file_client = build_file_client(self.io_backend, [self.lq_folder, self.gt_folder], ['lq', 'gt'])
+        else:
+            self.file_client = build_file_client(self.io_backend)
+        if self.phase == 'train' and 'gt_size' not in opt:
+            raise KeyError("PairedImageDataset: the train phase needs 'gt_size' (the gt crop size).")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _read(self, index: int) -> tuple[int, np.ndarray, np.ndarray]:
+        pair = self.pairs[index]
+        gt = imfrombytes(self.file_client.get(pair['gt_path'], 'gt'), float32=True, source=pair['gt_path'])
+        lq = imfrombytes(self.file_client.get(pair['lq_path'], 'lq'), float32=True, source=pair['lq_path'])
+        return index, gt, lq
+
+    def __getitem__(self, index: int) -> dict:
+        index, img_gt, img_lq = read_or_skip(self._read, index, len(self.pairs),
+                                             self.opt.get('skip_bad_images', False), 'PairedImageDataset')
+        pair = self.pairs[index]
+        if self.phase == 'train':
+            rng = np.random.default_rng([int(self.seed), index]) if self.seed is not None else as_rng(None)
+            img_gt, img_lq = paired_random_crop(img_gt, img_lq, int(self.opt['gt_size']), self.scale,
+                                                pair['gt_path'], rng)
+            img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', True),
+                                     rng)
+        else:
+            img_gt = img_gt[: img_lq.shape[0] * self.scale, : img_lq.shape[1] * self.scale]
+        img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
+        return {'lq': normalize(img_lq, self.mean, self.std), 'gt': normalize(img_gt, self.mean, self.std),
+                'lq_path': os.fspath(pair['lq_path']), 'gt_path': os.fspath(pair['gt_path'])}
