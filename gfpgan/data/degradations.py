@@ -247,7 +247,7 @@ def add_jpg_compression(img: np.ndarray, quality: int = 90) -> np.ndarray:
     if out.ndim == 2:
         out = out[:, :, None]
     result = out.astype(np.float32)
-    result *= np.float32(1 / 255.0)
+    result /= np.float32(255.0)
     return result
 
 

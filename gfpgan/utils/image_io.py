@@ -141,7 +141,7 @@ def _to_float(img: np.ndarray, scale: float) -> np.ndarray:
     """One float32 copy scaled into [0, 1] (in place after the cast: no second full-size temporary)."""
     out = img.astype(np.float32)
     if scale != 1.0:
-        out *= np.float32(1.0 / scale)
+        out /= np.float32(scale)  # divide (not multiply by 1/scale): bit-identical to BasicSR's img / 255.
     return out
 
 
