@@ -42,9 +42,9 @@ def filter2d(img: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) -> (..., 1, H, W)."""
-    r, g, b = img.unbind(-3)
-    return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(-3)
+    """(..., 3, H, W) -> (..., 1, H, W), as one matrix product (no per-channel temporaries)."""
+    weights = torch.tensor(GRAY_WEIGHTS, dtype=img.dtype, device=img.device)
+    return torch.matmul(weights, img.flatten(-2)).view(*img.shape[:-3], 1, *img.shape[-2:])
 
 
 def add_gaussian_noise(
@@ -94,11 +94,12 @@ def jpeg_opencv(img: torch.Tensor, quality: Sequence[int]) -> torch.Tensor:
 
 
 def _blend(img: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return (factor * img + (1 - factor) * other).clamp(0, 1)
+    """factor * img + (1 - factor) * other, clamped to [0, 1] (one fused lerp, then in place)."""
+    return torch.lerp(other.expand_as(img), img, factor.expand_as(img) if factor.dim() else factor).clamp_(0, 1)
 
 
 def adjust_brightness(img: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
-    return _blend(img, torch.zeros_like(img), _per_sample(factor, img))
+    return (img * _per_sample(factor, img)).clamp_(0, 1)
 
 
 def adjust_contrast(img: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
@@ -139,17 +140,12 @@ def rgb_to_hsv(img: torch.Tensor) -> torch.Tensor:
 
 
 def hsv_to_rgb(img: torch.Tensor) -> torch.Tensor:
-    h, s, v = img.unbind(-3)
-    h6 = h * 6.0
-    i = torch.floor(h6)
-    f = h6 - i
-    i = i.long() % 6
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    # for sector i, (r, g, b) pick from (v, q, p, t) in this order
-    table = torch.tensor([[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1]], device=img.device)
-    choices = torch.stack((v, q, p, t), dim=-3)  # (..., 4, H, W)
-    idx = table[i].movedim(-1, -3)  # (..., 3, H, W)
-    return torch.gather(choices, -3, idx)
+    """Closed form: channel n in (R, G, B) = v - v s clamp(min(k, 4 - k), 0, 1), k = (n' + 6h) mod 6."""
+    h, s, v = img.split(1, dim=-3)
+    offsets = torch.tensor([5.0, 3.0, 1.0], dtype=img.dtype, device=img.device).view(3, 1, 1)
+    k = torch.remainder(h * 6.0 + offsets, 6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0, 1)
+    return v - v * s * ramp
 
 
 def color_jitter_pt(

@@ -3,7 +3,7 @@
 `io_backend: {type: disk}` reads paths; `io_backend: {type: lmdb}` reads keys from databases made by
 `scripts/create_lmdb.py` (BasicSR layout: `data.mdb` + `meta_info.txt` with lines
 `00000000.png (512,512,3) 1`, key = file name without extension). lmdb environments are opened lazily,
-read-only and without locks, once per process: a handle inherited over fork is never reused.
+read-only and without locks, and shared by all readers of a database in a process.
 """
 
 from __future__ import annotations
@@ -23,8 +23,41 @@ class DiskBackend:
             raise FileNotFoundError(f'Cannot read image file {path}: {err.strerror}.') from err
 
 
+_LMDB_ENVS: dict[str, tuple[int, object]] = {}  # realpath -> (pid that opened it, environment)
+
+
+def open_lmdb_readonly(path: str, **kwargs):
+    """One shared read-only environment per database and process.
+
+    py-lmdb refuses to open a database twice in one process, including in a forked dataloader worker
+    whose parent had it open; a worker then reuses the inherited handle, which is safe for a read-only
+    environment without a lock table (`lock=False`), the way BasicSR's workers always read.
+    """
+    import lmdb
+
+    key = os.path.realpath(path)
+    cached = _LMDB_ENVS.get(key)
+    if cached is not None and cached[0] == os.getpid():
+        return cached[1]
+    try:
+        env = lmdb.open(path, **kwargs)
+    except lmdb.Error:
+        if cached is None or kwargs.get('lock', True):
+            raise
+        env = cached[1]
+    _LMDB_ENVS[key] = (os.getpid(), env)
+    return env
+
+
+def close_lmdb(path: str | os.PathLike) -> None:
+    """Close this process's shared environment for `path` (before writing to the database)."""
+    cached = _LMDB_ENVS.pop(os.path.realpath(path), None)
+    if cached is not None and cached[0] == os.getpid():
+        cached[1].close()
+
+
 class LmdbBackend:
-    """Reads values by key from one or more lmdb databases (`client_keys` name them)."""
+    """Reads values by key from one or more lmdb databases (`client_keys` name them), opened on first use."""
 
     def __init__(self, db_paths: str | list[str], client_keys: str | list[str] = 'default', **open_kwargs) -> None:
         self.db_paths = [str(p) for p in ([db_paths] if isinstance(db_paths, (str, os.PathLike)) else db_paths)]
@@ -38,34 +71,18 @@ class LmdbBackend:
                 )
         self.open_kwargs = dict(readonly=True, lock=False, readahead=False, max_readers=2048)
         self.open_kwargs.update(open_kwargs)
-        self._envs: dict = {}
-        self._pid = None
-
-    def _env(self, client_key: str):
-        if self._pid != os.getpid():  # first use in this process (e.g. a dataloader worker): open afresh
-            import lmdb
-
-            self._envs = {k: lmdb.open(p, **self.open_kwargs) for k, p in zip(self.client_keys, self.db_paths)}
-            self._pid = os.getpid()
-        try:
-            return self._envs[client_key]
-        except KeyError:
-            raise KeyError(f"lmdb io_backend has no client_key '{client_key}'; it has {self.client_keys}.") from None
 
     def get(self, key: str, client_key: str = 'default') -> bytes:
-        env = self._env(client_key)
-        with env.begin(write=False) as txn:
-            value = txn.get(key.encode())
-        if value is None:
+        try:
             db = self.db_paths[self.client_keys.index(client_key)]
-            raise KeyError(f"Key '{key}' is not in the lmdb database {db}; its meta_info.txt and data.mdb disagree "
-                           '(re-run scripts/create_lmdb.py on the source folder).')
-        return bytes(value)
-
-    def __getstate__(self) -> dict:  # environments cannot be pickled (spawned workers): reopen there
-        state = self.__dict__.copy()
-        state['_envs'], state['_pid'] = {}, None
-        return state
+        except ValueError:
+            raise KeyError(f"lmdb io_backend has no client_key '{client_key}'; it has {self.client_keys}.") from None
+        with open_lmdb_readonly(db, **self.open_kwargs).begin(write=False) as txn:
+            value = txn.get(key.encode())
+            if value is None:
+                raise KeyError(f"Key '{key}' is not in the lmdb database {db}; its meta_info.txt and data.mdb "
+                               'disagree (re-run scripts/create_lmdb.py on the source folder).')
+            return bytes(value)
 
 
 def build_file_client(io_backend: dict | None, db_paths=None, client_keys='default'):

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
+from gfpgan.data.file_client import close_lmdb
 from gfpgan.utils.checkpoint_io import atomic_write
 from gfpgan.utils.image_io import IMG_EXTENSIONS, imfrombytes
 
@@ -86,6 +87,7 @@ def make_lmdb_from_folder(
         raise ValueError(f'compress_level must be -1 (store file bytes) or 0..9, got {compress_level}.')
     if lmdb_path.exists():
         if overwrite:
+            close_lmdb(lmdb_path)
             shutil.rmtree(lmdb_path)
         elif not (lmdb_path / 'data.mdb').is_file():
             raise FileExistsError(f'{lmdb_path} exists but is not an lmdb database; remove it or pass --overwrite.')
@@ -99,6 +101,7 @@ def make_lmdb_from_folder(
     if map_size is None:
         total = sum((folder / n).stat().st_size for n in names)
         map_size = max(int(total * (1.5 if compress_level == RAW else 4)), 64 << 20)
+    close_lmdb(lmdb_path)  # a reader's handle in this process would block opening it for writing
     lmdb_path.mkdir(parents=True, exist_ok=True)
     env = lmdb.open(str(lmdb_path), map_size=map_size)
     counts = {'written': 0, 'skipped': 0}
