@@ -120,11 +120,12 @@ def test_color_jitter_and_gray():
 
 
 # ------------------------------------------------------------------------------------------- torch path
-def test_torch_filter2d_matches_opencv_per_sample():
+@pytest.mark.parametrize('method', ['direct', 'fft'])
+def test_torch_filter2d_matches_opencv_per_sample(method):
     rng = np.random.default_rng(0)
     img = rng.random((3, 3, 30, 37), dtype=np.float32)
     kernels = np.stack([D.random_mixed_kernels(['aniso'], [1], 11, rng=rng) for _ in range(3)])
-    out = T.filter2d(torch.from_numpy(img), torch.from_numpy(kernels)).numpy()
+    out = T.filter2d(torch.from_numpy(img), torch.from_numpy(kernels), method=method).numpy()
     for i in range(3):
         ref = cv2.filter2D(np.ascontiguousarray(img[i].transpose(1, 2, 0)), -1, kernels[i].astype(np.float32))
         np.testing.assert_allclose(out[i].transpose(1, 2, 0), ref, atol=2e-6)
@@ -166,6 +167,9 @@ def test_torch_color_adjustments():
     shifted = T.adjust_hue(img, torch.tensor([0.1, 0.0]))
     np.testing.assert_allclose(shifted[0, :, 1, 2], colorsys.hsv_to_rgb((h + 0.1) % 1, s, v), atol=1e-5)
     np.testing.assert_allclose(shifted[1], img[1], atol=1e-6)
+    single = T.adjust_hue(img[0], -0.3)  # one CPU image: the OpenCV route
+    np.testing.assert_allclose(single[:, 1, 2], colorsys.hsv_to_rgb((h - 0.3) % 1, s, v), atol=1e-5)
+    np.testing.assert_allclose(single, T.adjust_hue(img[:1], torch.tensor([-0.3]))[0], atol=1e-5)
     gray = T.adjust_saturation(img, 0.0)
     assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
     assert torch.allclose(T.adjust_brightness(img, 0.5), img * 0.5)
