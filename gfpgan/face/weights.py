@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from gfpgan.utils.checkpoint_io import atomic_write
 
 ENV_VAR = 'GFPGAN_WEIGHTS_DIR'
+OFFLINE_ENV_VAR = 'GFPGAN_OFFLINE'  # set to 1 to never download (tests, air-gapped machines)
 
 
 def weights_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -40,12 +41,13 @@ def file_name_from_url(url: str) -> str:
 
 
 def load_file_from_url(url: str, folder: str | os.PathLike | None = None, file_name: str | None = None,
-                       progress: bool = True, allow_download: bool = True) -> str:
+                       progress: bool = True, allow_download: bool | None = None) -> str:
     """Return the local path of `url`'s file in the weights folder, downloading it first if absent.
 
     The download goes to a temporary file next to the target and is renamed on success, so an
     interrupted download never leaves a truncated weight file behind. Without network (or with
-    `allow_download=False`) the error names the URL and the exact path to place the file at.
+    `allow_download=False`, the default when `$GFPGAN_OFFLINE` is 1) the error names the URL and the
+    exact path to place the file at.
     """
     folder = weights_dir(folder)
     target = folder / (file_name or file_name_from_url(url))
@@ -53,6 +55,8 @@ def load_file_from_url(url: str, folder: str | os.PathLike | None = None, file_n
         return str(target)
     how = (f'Download {url} by hand and save it as {target} (or point --weights_dir / ${ENV_VAR} '
            'at a folder that holds it).')
+    if allow_download is None:
+        allow_download = os.environ.get(OFFLINE_ENV_VAR, '0') in ('', '0', 'false', 'False')
     if not allow_download:
         raise FileNotFoundError(f'Weight file {target} is missing. {how}')
 

@@ -1,0 +1,229 @@
+"""GFPGANer: restore every face of an image with a GFPGAN-family generator and paste it back.
+
+Same call as upstream (`enhance(img, has_aligned, only_center_face, paste_back, weight)` ->
+`(cropped_faces, restored_faces, restored_img)`), with these differences:
+- `weight` is real: each restored face is `weight * restored + (1 - weight) * input crop` (1 = the
+  network's output only, 0 = the input unchanged). Upstream accepted it and ignored it; pass
+  `weight=1` for upstream's output.
+- all faces of an image go through the network in one batch (`batch_size` at most);
+- detection works offline (dlib) and weights come from an absolute folder (`gfpgan.face.weights`);
+- the generator runs with its stored noise (`randomize_noise=False`), so a result is reproducible.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gfpgan.archs import build_network
+from gfpgan.face.face_restore_helper import FaceRestoreHelper
+from gfpgan.utils.checkpoint_io import extract_state_dict, load_checkpoint, load_weights
+from gfpgan.utils.image_io import to_bgr
+
+RELEASES = 'https://github.com/TencentARC/GFPGAN/releases/download'
+# -v version -> (arch, channel_multiplier, URL); the file name is the URL's last part.
+MODEL_VERSIONS: dict[str, tuple[str, int, str]] = {
+    '1': ('original', 1, f'{RELEASES}/v0.1.0/GFPGANv1.pth'),
+    '1.2': ('clean', 2, f'{RELEASES}/v0.2.0/GFPGANCleanv1-NoCE-C2.pth'),
+    '1.3': ('clean', 2, f'{RELEASES}/v1.3.0/GFPGANv1.3.pth'),
+    '1.4': ('clean', 2, f'{RELEASES}/v1.3.0/GFPGANv1.4.pth'),
+    'RestoreFormer': ('RestoreFormer', 2, f'{RELEASES}/v1.3.4/RestoreFormer.pth'),
+}
+ARCH_TYPES = {'clean': 'GFPGANv1Clean', 'original': 'GFPGANv1', 'bilinear': 'GFPGANBilinear',
+              'RestoreFormer': 'RestoreFormer'}
+
+
+def arch_options(arch: str, channel_multiplier: int = 2) -> dict[str, Any]:
+    """The network options of upstream's release files for `arch` ('clean', 'original', 'bilinear', 'RestoreFormer')."""
+    if arch not in ARCH_TYPES:
+        raise ValueError(f"Unknown arch {arch!r}; choose one of {', '.join(ARCH_TYPES)}.")
+    if arch == 'RestoreFormer':
+        return {'type': 'RestoreFormer'}
+    opt = dict(type=ARCH_TYPES[arch], out_size=512, num_style_feat=512, channel_multiplier=channel_multiplier,
+               decoder_load_path=None, fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True,
+               narrow=1, sft_half=True)
+    if arch in ('original', 'bilinear'):
+        opt['lr_mlp'] = 0.01
+    return opt
+
+
+def infer_clean_options(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Read GFPGANv1Clean's size options off a state dict (release and small test checkpoints alike).
+
+    out_size from the number of per-level noise buffers, narrow from the 4x4 constant (512 * narrow
+    channels), num_style_feat / num_mlp from the mapping network, channel_multiplier from the width of
+    the last decoder level, different_w from the latent projection, sft_half from the SFT width.
+    """
+    sd = state_dict
+    try:
+        n_noise = sum(1 for k in sd if k.startswith('stylegan_decoder.noises.noise'))
+        log_size = (n_noise + 3) // 2
+        out_size = 2 ** log_size
+        narrow = sd['stylegan_decoder.constant_input.weight'].shape[1] / 512
+        style_keys = [k for k in sd if k.startswith('stylegan_decoder.style_mlp.') and k.endswith('.weight')]
+        num_style_feat = sd[style_keys[0]].shape[0]
+        last_rgb = sd[f'stylegan_decoder.to_rgbs.{log_size - 3}.modulated_conv.weight'].shape[2]
+        base = {64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}.get(out_size)
+        channel_multiplier = round(last_rgb / (base * narrow)) if base else 2
+        num_latent = sd['final_linear.weight'].shape[0] // num_style_feat
+        sft_width = sd['condition_scale.0.2.weight'].shape[0]
+        up0_width = sd['conv_body_up.0.conv2.weight'].shape[0]
+    except (KeyError, IndexError) as err:
+        raise KeyError(f'Not a GFPGANv1Clean state dict (missing {err}); pass net_opt= with its options.') from err
+    return dict(type='GFPGANv1Clean', out_size=out_size, num_style_feat=num_style_feat,
+                channel_multiplier=channel_multiplier, decoder_load_path=None, fix_decoder=False,
+                num_mlp=len(style_keys), input_is_latent=True, different_w=num_latent > 1,
+                narrow=narrow if narrow != int(narrow) else int(narrow), sft_half=sft_width == up0_width)
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(device)
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, half: bool, device: torch.device) -> torch.dtype:
+    names = {'fp32': torch.float32, 'float32': torch.float32, 'fp16': torch.float16, 'float16': torch.float16,
+             'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
+    if isinstance(dtype, str):
+        if dtype not in names:
+            raise ValueError(f"Unknown dtype {dtype!r}; choose one of {', '.join(names)}.")
+        dtype = names[dtype]
+    dtype = dtype or (torch.float16 if half else torch.float32)
+    if dtype == torch.float16 and device.type == 'cpu':
+        raise ValueError('fp16 inference needs a GPU; on CPU use dtype=bf16 or the default fp32.')
+    return dtype
+
+
+class GFPGANer:
+    """Face restoration with a GFPGAN-family generator.
+
+    Args:
+        model_path: release-style checkpoint (`params_ema`, else `params`, else a bare state dict).
+        upscale: output size / input size of `enhance`'s whole image.
+        arch: 'clean' (v1.2-v1.4), 'original' (v1), 'bilinear' or 'RestoreFormer'.
+        channel_multiplier: 2 for the clean releases, 1 for v1.
+        bg_upsampler: object with `enhance(img, outscale=...) -> (img, _)` (e.g. `BackgroundUpsampler`);
+            None enlarges the background with a plain Lanczos resize.
+        device: 'cpu', 'cuda', 'cuda:1'...; None picks CUDA when present.
+        half / dtype: run the generator in fp16 (`half=True`, GPU only) or `dtype='bf16'`.
+        net_opt: network options overriding the arch's release defaults (for 'clean' they are read
+            off the checkpoint, so small or narrow clean generators load without options).
+        net: an already-built generator (then `model_path` may be None).
+        detector: 'dlib' (offline), 'retinaface', or a `FaceDetector`.
+        batch_size: faces per network call.
+        max_output_megapixels: refuse whole images whose output would be larger (memory guard).
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None, upscale: float = 2, arch: str = 'clean',
+                 channel_multiplier: int = 2, bg_upsampler: Any = None, device: str | torch.device | None = None,
+                 *, half: bool = False, dtype: str | torch.dtype | None = None, net_opt: dict | None = None,
+                 net: nn.Module | None = None, detector: Any = 'dlib', weights_dir: str | None = None,
+                 face_size: int = 512, batch_size: int = 8, randomize_noise: bool = False,
+                 max_output_megapixels: float = 100.0) -> None:
+        self.upscale = upscale
+        self.bg_upsampler = bg_upsampler
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype, half, self.device)
+        self.face_size = face_size
+        self.batch_size = batch_size
+        self.max_output_megapixels = max_output_megapixels
+        if net is None:
+            net, opt = self._build(model_path, arch, channel_multiplier, net_opt)
+        else:
+            opt = {'out_size': getattr(net, 'out_size', None) or (net_opt or {}).get('out_size', face_size)}
+        self.gfpgan = net.eval().requires_grad_(False).to(self.device, self.dtype)
+        self.out_size = int(opt.get('out_size') or opt.get('resolution') or face_size)
+        params = inspect.signature(self.gfpgan.forward).parameters
+        takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        self._forward_kwargs = {k: v for k, v in (('return_rgb', False), ('randomize_noise', randomize_noise))
+                                if k in params or takes_kwargs}
+        self.face_helper = FaceRestoreHelper(upscale, face_size=face_size, detector=detector,
+                                             weights_folder=weights_dir)
+
+    @staticmethod
+    def _build(model_path, arch: str, channel_multiplier: int, net_opt: dict | None) -> tuple[nn.Module, dict]:
+        if model_path is None:
+            raise ValueError('GFPGANer needs model_path (a checkpoint file) or net= (a built generator).')
+        ckpt = load_checkpoint(model_path)
+        opt = arch_options(arch, channel_multiplier)
+        if arch == 'clean' and not net_opt:
+            opt = infer_clean_options(extract_state_dict(ckpt, 'params_ema', str(model_path)))
+        opt.update(net_opt or {})
+        net = build_network(opt, what=f'generator for {model_path}')
+        try:
+            load_weights(net, ckpt, param_key='params_ema', strict=True)
+        except (RuntimeError, KeyError, TypeError) as err:
+            raise RuntimeError(f'{model_path} (arch {arch!r}): {err}') from err
+        return net, opt
+
+    @torch.no_grad()
+    def restore_faces(self, faces: list[np.ndarray], weight: float = 1.0) -> list[np.ndarray]:
+        """Restore aligned BGR uint8 crops (any square size) in batches; same size out as in.
+
+        Crops are resized to the network's `out_size` and the result back, so a 512 crop works with
+        a generator of another size.
+        """
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f'weight must be in [0, 1] (1 = restored face only, 0 = input), got {weight}.')
+        out = []
+        for start in range(0, len(faces), self.batch_size):
+            chunk = faces[start:start + self.batch_size]
+            size = chunk[0].shape[0]
+            x = torch.from_numpy(np.stack([f[:, :, ::-1] for f in chunk]).copy()).permute(0, 3, 1, 2)
+            x = x.to(self.device, torch.float32) / 127.5 - 1.0
+            net_in = x if size == self.out_size else F.interpolate(x, size=self.out_size, mode='bilinear',
+                                                                   antialias=True, align_corners=False)
+            y = self.gfpgan(net_in.to(self.dtype), **self._forward_kwargs)
+            y = (y[0] if isinstance(y, (tuple, list)) else y).float()
+            if size != self.out_size:
+                y = F.interpolate(y, size=size, mode='bilinear', antialias=True, align_corners=False)
+            y = weight * y.clamp(-1, 1) + (1.0 - weight) * x
+            imgs = ((y + 1.0) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+            out.extend(np.ascontiguousarray(img[:, :, ::-1]) for img in imgs)
+        return out
+
+    def check_size(self, img: np.ndarray) -> None:
+        """Raise a clear error if the enlarged image would exceed `max_output_megapixels`."""
+        h, w = img.shape[:2]
+        out_mp = h * w * self.upscale ** 2 / 1e6
+        if out_mp > self.max_output_megapixels:
+            raise ValueError(
+                f'{w}x{h} image upscaled {self.upscale}x would be {round(w * self.upscale)}x{round(h * self.upscale)} '
+                f'({out_mp:.0f} Mpx), over the {self.max_output_megapixels:g} Mpx limit; use a smaller upscale '
+                'or raise max_output_megapixels (--max_megapixels).')
+
+    @torch.no_grad()
+    def enhance(self, img: np.ndarray, has_aligned: bool = False, only_center_face: bool = False,
+                paste_back: bool = True, weight: float = 0.5):
+        """Restore the faces of a BGR image; returns `(cropped_faces, restored_faces, restored_img)`.
+
+        `has_aligned`: `img` is already an aligned face crop (resized to `face_size`); `restored_img`
+        is then None, as it is with `paste_back=False`. `weight` blends each restored face with its
+        input crop: 1 keeps only the network's output, 0 the input (see the module docstring).
+        """
+        helper = self.face_helper
+        helper.clean_all()
+        img = to_bgr(img)
+        if has_aligned:
+            face = cv2.resize(img, (self.face_size, self.face_size), interpolation=cv2.INTER_LINEAR)
+            helper.cropped_faces = [face]
+        else:
+            self.check_size(img)
+            helper.read_image(img)
+            helper.get_face_landmarks_5(only_center_face=only_center_face)
+            helper.align_warp_face()
+        helper.restored_faces = self.restore_faces(helper.cropped_faces, weight) if helper.cropped_faces else []
+        if has_aligned or not paste_back:
+            return helper.cropped_faces, helper.restored_faces, None
+        background = None
+        if self.bg_upsampler is not None:
+            background = self.bg_upsampler.enhance(img, outscale=self.upscale)[0]
+        helper.get_inverse_affine()
+        return helper.cropped_faces, helper.restored_faces, helper.paste_faces_to_input_image(background)

@@ -1,0 +1,173 @@
+"""Restore the faces in an image or a folder of images: `python inference_gfpgan.py -i inputs -o results -v 1.4`.
+
+Writes `cropped_faces/`, `restored_faces/`, `cmp/` (input | restored) and `restored_imgs/` under `-o`.
+A file that cannot be processed gets a one-line error naming it and the run goes on; the exit code is
+1 when any file failed. Weights come from `--weights_dir`, `$GFPGAN_WEIGHTS_DIR` or `~/.cache/gfpgan`
+(downloaded there on first use when the network allows).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from gfpgan.face.weights import load_file_from_url, weights_dir
+from gfpgan.utils.image_io import IMG_EXTENSIONS, imread, imwrite
+
+SAFE_SUFFIX = re.compile(r'^[A-Za-z0-9_.-]*$')
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from gfpgan.restorer import ARCH_TYPES, MODEL_VERSIONS
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('-i', '--input', default='inputs/whole_imgs', help='input image or folder')
+    p.add_argument('-o', '--output', default='results', help='output folder')
+    p.add_argument('-v', '--version', default='1.3', choices=list(MODEL_VERSIONS), help='GFPGAN model version')
+    p.add_argument('--model_path', help='local generator checkpoint (overrides -v)')
+    p.add_argument('--arch', choices=list(ARCH_TYPES), help="arch of --model_path (default: -v's arch)")
+    p.add_argument('--channel_multiplier', type=int, help="channel multiplier (default: -v's)")
+    p.add_argument('-s', '--upscale', type=float, default=2, help='final upsampling scale of the whole image')
+    p.add_argument('--bg_upsampler', default='none', choices=['none', 'realesrgan'],
+                   help='background upsampler: realesrgan (RealESRGAN_x2plus/x4plus) or a plain resize')
+    p.add_argument('--bg_model_path', help='local Real-ESRGAN RRDBNet checkpoint for --bg_upsampler realesrgan')
+    p.add_argument('--bg_tile', type=int, default=400, help='tile size of the background upsampler, 0 = no tiles')
+    p.add_argument('--suffix', default=None, help='suffix of the restored faces and images')
+    p.add_argument('--only_center_face', action='store_true', help='only restore the face nearest the centre')
+    p.add_argument('--aligned', action='store_true', help='inputs are aligned face crops')
+    p.add_argument('--ext', default='auto', choices=['auto', 'jpg', 'png'],
+                   help='image extension: auto keeps the input extension')
+    p.add_argument('-w', '--weight', type=float, default=0.5,
+                   help='blend of restored and input face: 1 = restored only, 0 = input (upstream ignored it)')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda when available)')
+    p.add_argument('--dtype', default=None, choices=['fp32', 'fp16', 'bf16'], help='generator precision')
+    p.add_argument('--weights_dir', default=None,
+                   help='weights folder (default $GFPGAN_WEIGHTS_DIR or ~/.cache/gfpgan)')
+    p.add_argument('--detector', default='dlib', choices=['dlib', 'retinaface'], help='face detector')
+    p.add_argument('--max_megapixels', type=float, default=100.0, help='refuse images whose output is larger')
+    args = p.parse_args(argv)
+    if args.suffix is not None and (not SAFE_SUFFIX.match(args.suffix) or '..' in args.suffix):
+        p.error(f'--suffix {args.suffix!r} may only hold letters, digits, "_", "-" and single dots.')
+    if args.upscale <= 0:
+        p.error(f'-s/--upscale must be > 0, got {args.upscale}.')
+    if not 0 <= args.weight <= 1:
+        p.error(f'-w/--weight must be in [0, 1], got {args.weight}.')
+    return args
+
+
+def list_inputs(path: Path) -> list[Path]:
+    """The input file, or every visible regular file of the folder (sorted; non-images fail one by one)."""
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith('.'))
+    raise FileNotFoundError(f'Input {path} does not exist.')
+
+
+def output_stems(files: list[Path]) -> dict[Path, str]:
+    """Output base name per input: the stem, or stem_ext when two inputs share a stem (a.jpg, a.png)."""
+    counts = Counter(f.stem for f in files)
+    return {f: (f.stem if counts[f.stem] == 1 else f'{f.stem}_{f.suffix.lstrip(".")}') for f in files}
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """`root / parts`, refusing any name that would land outside `root`."""
+    path = root.joinpath(*parts).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f'Output name {"/".join(parts)!r} would escape the output folder {root}.')
+    return path
+
+
+def resolve_model(args: argparse.Namespace) -> tuple[str, str, int]:
+    from gfpgan.restorer import MODEL_VERSIONS
+
+    arch, channel_multiplier, url = MODEL_VERSIONS[args.version]
+    arch = args.arch or arch
+    channel_multiplier = args.channel_multiplier or channel_multiplier
+    if args.model_path:
+        if not Path(args.model_path).is_file():
+            raise FileNotFoundError(f'--model_path {args.model_path} does not exist.')
+        return args.model_path, arch, channel_multiplier
+    return load_file_from_url(url, args.weights_dir), arch, channel_multiplier
+
+
+def build_bg_upsampler(args: argparse.Namespace):
+    if args.bg_upsampler == 'none':
+        return None
+    from gfpgan.bg_upsampler import REALESRGAN_URLS, BackgroundUpsampler
+
+    scale = 2 if args.upscale <= 2 else 4
+    path = args.bg_model_path or load_file_from_url(REALESRGAN_URLS[scale], args.weights_dir)
+    return BackgroundUpsampler(path, scale=scale, tile=args.bg_tile, device=args.device,
+                               half=args.dtype == 'fp16')
+
+
+def restore_one(restorer, args, src: Path, stem: str, out_root: Path) -> int:
+    """Restore one file and write its outputs; returns the number of faces restored."""
+    img = imread(src)
+    cropped, restored, restored_img = restorer.enhance(img, has_aligned=args.aligned,
+                                                       only_center_face=args.only_center_face,
+                                                       paste_back=True, weight=args.weight)
+    suffix = f'_{args.suffix}' if args.suffix else ''
+    for idx, (crop, face) in enumerate(zip(cropped, restored)):
+        imwrite(crop, inside(out_root, 'cropped_faces', f'{stem}_{idx:02d}.png'))
+        imwrite(face, inside(out_root, 'restored_faces', f'{stem}_{idx:02d}{suffix}.png'))
+        imwrite(np.concatenate([crop, face], axis=1), inside(out_root, 'cmp', f'{stem}_{idx:02d}.png'))
+    if restored_img is not None:
+        ext = src.suffix.lower() if args.ext == 'auto' else f'.{args.ext}'
+        if ext not in IMG_EXTENSIONS:
+            ext = '.png'
+        imwrite(restored_img, inside(out_root, 'restored_imgs', f'{stem}{suffix}{ext}'))
+    return len(restored)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    from gfpgan.restorer import GFPGANer
+
+    try:
+        files = list_inputs(Path(args.input))
+        model_path, arch, channel_multiplier = resolve_model(args)
+        restorer = GFPGANer(model_path, upscale=args.upscale, arch=arch, channel_multiplier=channel_multiplier,
+                            bg_upsampler=build_bg_upsampler(args), device=args.device, dtype=args.dtype,
+                            detector=args.detector, weights_dir=str(weights_dir(args.weights_dir)),
+                            max_output_megapixels=args.max_megapixels)
+    except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    out_root = Path(args.output).resolve()
+    stems = output_stems(files)
+    failures, faceless, n_faces = [], [], 0
+    start = time.perf_counter()
+    for src in tqdm(files, desc='Restoring', unit='img', file=sys.stderr):
+        try:
+            found = restore_one(restorer, args, src, stems[src], out_root)
+        except (Exception, MemoryError) as err:  # one bad file never stops the run
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if str(src) not in message:
+                message = f'{src}: {message}'
+            failures.append(message)
+            tqdm.write(f'error: {message}', file=sys.stderr)
+            continue
+        n_faces += found
+        if found == 0 and not args.aligned:
+            faceless.append(src)
+            tqdm.write(f'note: no face found in {src}; wrote the upscaled image only', file=sys.stderr)
+    seconds = time.perf_counter() - start
+    per_face = f'{seconds / n_faces:.3f} s per face' if n_faces else 'no faces'
+    print(f'Done: {len(files)} images, {n_faces} faces restored, {len(faceless)} without a face, '
+          f'{len(failures)} failed; {seconds:.1f} s ({per_face}). Results in {out_root}')
+    for message in failures:
+        print(f'  failed: {message}')
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
