@@ -240,3 +240,15 @@ def test_bad_image_raises_naming_file_or_skips(tmp_path):
     with pytest.warns(UserWarning, match=r'b\.png'):
         s = skipping[1]
     assert s['gt_path'].endswith('c.png') and s['gt'].max().item() == pytest.approx(50 / 255)
+
+
+def test_ffhq_degrade_on_device_hands_gt_to_the_batch_degrader(ffhq):
+    from gfpgan.data.degradations_torch import GPUFFHQDegrader
+
+    opt = _opt(ffhq, degrade_on='device', out_size=64, blur_kernel_size=11)
+    s = FFHQDegradationDataset(opt)[0]
+    assert set(s) == {'gt', 'gt_path', 'loc_left_eye', 'loc_right_eye', 'loc_mouth'}
+    assert s['gt'].shape == (3, 64, 64) and s['gt'].min() >= 0 and s['gt'].max() <= 1  # not normalised yet
+    out = GPUFFHQDegrader(opt)(s['gt'][None], seed=0)
+    assert out['lq'].shape == (1, 3, 64, 64) and out['gt'].min() < -0.5  # mean/std applied by the degrader
+    assert torch.equal(out['lq'][0, 0], out['lq'][0, 1])  # gray_prob 1

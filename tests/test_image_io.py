@@ -54,6 +54,20 @@ def test_truncated_png_raises(tmp_path, keep):
         imread(path)
 
 
+def test_truncated_png_with_iend_text_inside_still_raises(tmp_path):
+    """The bytes 'IEND' inside a text chunk must not pass for the end chunk: chunks are walked."""
+    import zlib
+
+    data = _encode(_gradient(), '.png')
+    body = b'tEXt' + b'Comment\x00IEND IEND IEND'
+    chunk = (len(body) - 4).to_bytes(4, 'big') + body + zlib.crc32(body).to_bytes(4, 'big')
+    ihdr_end = 8 + 25  # signature + IHDR chunk
+    with_text = data[:ihdr_end] + chunk + data[ihdr_end:]
+    assert imread(_write(tmp_path / 'ok.png', with_text + b'junk after the end')).shape == (24, 32, 3)
+    with pytest.raises(ImageReadError, match='truncated PNG'):
+        imread(_write(tmp_path / 'cut.png', with_text[: len(with_text) - 30]))
+
+
 @pytest.mark.parametrize('keep', [0.5, 'no_eoi'])
 def test_truncated_jpeg_raises(tmp_path, keep):
     data = _encode(_gradient(), '.jpg', [cv2.IMWRITE_JPEG_QUALITY, 90])

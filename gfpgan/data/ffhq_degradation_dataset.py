@@ -87,7 +87,9 @@ class FFHQDegradationDataset(Dataset):
     `saturation`, `hue`, `gray_prob`, `gt_gray` (defaults: upstream's train_gfpgan_v1.yml).
     Added: `hflip_prob` (0.5); `seed` (each index then always gets the same draw: validation, tests;
     without it the draw follows numpy's global RNG, which `SeededDataset` seeds per sample);
-    `component_key` (`name`: the file name, `index`: upstream's `'%08d' % index`); `skip_bad_images`.
+    `component_key` (`name`: the file name, `index`: upstream's `'%08d' % index`); `skip_bad_images`;
+    `degrade_on` (`worker`; `device`: return only gt in [0, 1] and boxes, for the model to degrade whole
+    batches on the GPU with `GPUFFHQDegrader(dataset options)`, which also applies mean/std).
     gt images whose size differs from `out_size` are resized to it (component boxes scaled to match).
     Returns `lq`, `gt` (RGB CHW float), `gt_path` and, with `crop_components`, the three `loc_*` boxes.
     """
@@ -116,6 +118,9 @@ class FFHQDegradationDataset(Dataset):
         self.skip_bad_images = bool(opt.get('skip_bad_images', False))
         self.crop_components = bool(opt.get('crop_components', False))
         self.eye_enlarge_ratio = float(opt.get('eye_enlarge_ratio', 1))
+        self.degrade_on = opt.get('degrade_on', 'worker')
+        if self.degrade_on not in ('worker', 'device'):
+            raise ValueError(f"degrade_on must be 'worker' or 'device', got {self.degrade_on!r}.")
         self.component_key = opt.get('component_key', 'name')
         if self.component_key not in ('name', 'index'):
             raise ValueError(f"component_key must be 'name' or 'index', got {self.component_key!r}.")
@@ -160,6 +165,9 @@ class FFHQDegradationDataset(Dataset):
             out.update(component_boxes(self._components(index, gt_path), hflip, src_w, w / src_w,
                                        self.eye_enlarge_ratio))
 
+        if self.degrade_on == 'device':  # the model degrades the batch with GPUFFHQDegrader(dataset options)
+            out['gt'], out['gt_path'] = img2tensor(img_gt, bgr2rgb=True, float32=True), gt_path
+            return out
         img_lq = self._degrade(img_gt, rng)
         if self.gray_prob and rng.uniform() < self.gray_prob:
             img_lq = deg.to_gray3(img_lq)

@@ -39,18 +39,28 @@ def _check_complete(content: bytes, source: str) -> None:
     """Raise if a PNG or JPEG stream is cut short.
 
     Some decoder builds return the decoded part of a truncated file with only a log warning (grey or
-    black bottom rows in the training data); the end markers tell reliably: a PNG ends with an IEND
-    chunk, and a JPEG has an EOI marker after its first scan (searched after the scan, since an EXIF
-    thumbnail carries an EOI of its own).
+    black bottom rows in the training data); the end markers tell reliably: a PNG has an IEND chunk
+    (found by walking the chunks), and a JPEG has an EOI marker after its first scan (searched after
+    the scan, since an EXIF thumbnail carries an EOI of its own).
     """
     if content.startswith(_PNG_SIGNATURE):
-        if content.rfind(b'IEND') < 0:
+        if not _png_has_end(content):
             raise ImageReadError(f'{source}: truncated PNG (no IEND chunk); re-download or re-export the file.', source)
     elif content.startswith(_JPEG_SIGNATURE):
         scan = _jpeg_first_scan(content)
         if scan < 0 or content.rfind(b'\xff\xd9') < scan:
             raise ImageReadError(f'{source}: truncated JPEG (no end-of-image marker after the image data); '
                                  're-download or re-export the file.', source)
+
+
+def _png_has_end(content: bytes) -> bool:
+    """Walk the chunks (length, type, data, CRC) to an IEND chunk; False when the data ends first."""
+    pos, n = len(_PNG_SIGNATURE), len(content)
+    while pos + 8 <= n:
+        if content[pos + 4 : pos + 8] == b'IEND':
+            return True
+        pos += 12 + int.from_bytes(content[pos : pos + 4], 'big')
+    return False
 
 
 def _jpeg_first_scan(content: bytes) -> int:
@@ -88,7 +98,10 @@ def imfrombytes(content: bytes, float32: bool = False, source: str = '<bytes>', 
     _check_complete(content, source)
     buf = np.frombuffer(content, np.uint8)
     is_jpeg = content.startswith(_JPEG_SIGNATURE)
-    flag = cv2.IMREAD_COLOR if is_jpeg and channels != 1 else cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH
+    if is_jpeg:
+        flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    else:
+        flag = cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH
     try:
         img = cv2.imdecode(buf, flag)
     except cv2.error as err:
