@@ -155,6 +155,11 @@ def test_torch_noise_per_sample_sigma():
     assert torch.equal(gray[0, 0], gray[0, 2]) and not torch.equal(gray[1, 0], gray[1, 2])
     pois = T.add_poisson_noise(img, torch.tensor([0.0, 1.0]), clip=False, generator=g)
     assert torch.equal(pois[0], img[0]) and (pois[1] - img[1]).abs().mean() > 0.1
+    two = torch.full((2, 3, 128, 128), 0.25)
+    two[..., :64] = 0.75  # two 8-bit values -> photon level 2, as on the numpy path
+    noise = T.add_poisson_noise(two, 1.0, clip=False, generator=g) - two
+    assert noise[..., :64].var().item() == pytest.approx(0.75 / 2, rel=0.05)
+    assert noise[..., 64:].var().item() == pytest.approx(0.25 / 2, rel=0.05)
 
 
 def test_torch_color_adjustments():

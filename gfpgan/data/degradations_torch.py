@@ -76,8 +76,7 @@ def add_gaussian_noise(
     sigma = torch.as_tensor(sigma, dtype=img.dtype, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
     noise = torch.randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
     gray = torch.as_tensor(gray, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
-    if bool(gray.any()):
-        noise = torch.where(gray, noise[:, :1].expand_as(noise), noise)
+    noise = torch.where(gray, noise[:, :1].expand_as(noise), noise)  # no .any(): it would sync the GPU
     out = img + noise * (sigma / 255.0)
     return out.clamp_(0, 1) if clip else out
 
@@ -92,7 +91,8 @@ def add_poisson_noise(
     gray = torch.as_tensor(gray, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
     src = torch.where(gray, rgb_to_gray(img).expand_as(img), img)
     q8 = (src * 255.0).round().clamp_(0, 255)
-    counts = torch.stack([torch.bincount(q8[i].flatten().long(), minlength=256).count_nonzero() for i in range(b)])
+    bins = q8.flatten(1).long() + 256 * torch.arange(b, device=img.device).unsqueeze(1)  # one histogram per sample
+    counts = torch.bincount(bins.flatten(), minlength=256 * b).view(b, 256).count_nonzero(dim=1)
     levels = torch.exp2(torch.ceil(torch.log2(counts.clamp(min=2).to(img.dtype)))).reshape(b, 1, 1, 1)
     q = q8 / 255.0
     noise = torch.poisson(q * levels, generator=generator) / levels - q
