@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from torch.utils.data import Dataset
 
@@ -28,7 +30,7 @@ class SingleImageDataset(Dataset):
             if opt.get('meta_info_file'):
                 with open(opt['meta_info_file']) as f:
                     names = [line.split(' ')[0] for line in f if line.strip()]
-                self.paths = [f'{self.lq_folder}/{n}' for n in names]
+                self.paths = [os.path.join(self.lq_folder, n) for n in names]
             else:
                 self.paths = paths_from_folder(self.lq_folder)
             self.file_client = build_file_client(self.io_backend)

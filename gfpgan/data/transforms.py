@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
@@ -84,16 +82,3 @@ def center_crop(img: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f'center_crop: image {h}x{w} is smaller than the crop {size}.')
     top, left = (h - size) // 2, (w - size) // 2
     return img[top : top + size, left : left + size]
-
-
-def resize_to(img: np.ndarray, size: int) -> np.ndarray:
-    """Square resize to `size` (area filter down, linear up); returns `img` itself when already that size."""
-    h, w = img.shape[:2]
-    if (h, w) == (size, size):
-        return img
-    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
-    return cv2.resize(img, (size, size), interpolation=interp)
-
-
-def is_power_of_two(n: int) -> bool:
-    return n > 0 and math.log2(n).is_integer()
