@@ -1,0 +1,173 @@
+"""StyleGAN2 generator in the "clean" layout: plain nn.Linear/Conv weights, bilinear resampling.
+
+The GFPGANv1.3/v1.4 release decoder. No custom ops and no run-time weight scaling: the
+equalized-learning-rate scales of the original are folded into the stored weights (see
+`gfpgan.archs.gfpgan_bilinear_arch.convert_bilinear_to_clean`). The modulated conv modulates the
+activations and demodulates the output (numerically the same as modulating the weight), so the
+batch shares one plain conv instead of a grouped conv with a weight copy per sample; this is as
+fast at batch 1, faster for batches, and exports with a dynamic batch size.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gfpgan.archs.stylegan2_arch import (
+    ConstantInput,
+    NormStyleCode,
+    StyleGAN2GeneratorBase,
+    stylegan2_channels,
+)
+from gfpgan.utils.registry import ARCH_REGISTRY
+
+SQRT2 = math.sqrt(2)
+
+
+def _kaiming_normal_(module: nn.Module, a: float, bias_fill: float, nonlinearity: str) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.kaiming_normal_(m.weight, a=a, mode='fan_in', nonlinearity=nonlinearity)
+            if m.bias is not None:
+                m.bias.data.fill_(bias_fill)
+
+
+def resample(x: torch.Tensor, sample_mode: str | None) -> torch.Tensor:
+    """Bilinear 2x up/down sampling (align_corners=False), or identity."""
+    if sample_mode == 'upsample':
+        return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
+    if sample_mode == 'downsample':
+        return F.interpolate(x, scale_factor=0.5, mode='bilinear', align_corners=False)
+    return x
+
+
+class ModulatedConv2d(nn.Module):
+    """Modulated (and optionally demodulated) conv with bilinear up/down sampling of the input.
+
+    `forward(x, style, gain, bias)` returns `gain * modconv(x) + bias`, the gain and bias folded into
+    the conv so that StyleConv needs no extra passes over the activations.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        num_style_feat: int,
+        demodulate: bool = True,
+        sample_mode: str | None = None,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__()
+        if sample_mode not in (None, 'upsample', 'downsample'):
+            raise ValueError(f"sample_mode must be None, 'upsample' or 'downsample'; got {sample_mode!r}.")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.demodulate, self.sample_mode, self.eps = demodulate, sample_mode, eps
+        self.modulation = nn.Linear(num_style_feat, in_channels, bias=True)
+        _kaiming_normal_(self.modulation, a=0, bias_fill=1, nonlinearity='linear')
+        shape = (1, out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = nn.Parameter(torch.randn(shape) / math.sqrt(in_channels * kernel_size**2))
+        self.padding = kernel_size // 2
+
+    def forward(
+        self, x: torch.Tensor, style: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        b, c = x.shape[:2]
+        style = self.modulation(style)  # (b, in)
+        weight = self.weight[0]  # (out, in, k, k), shared by the batch
+        # Scale the input channels instead of the weight: conv(x * s, w) == conv(x, w * s), and the
+        # whole batch then shares one plain conv. Scaling before the upsampling is cheaper and exact
+        # (interpolation acts per channel).
+        x = resample(x * style.view(b, c, 1, 1), self.sample_mode)
+        out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            # |w * s|^2 summed over (in, k, k) == (s^2) @ (sum_k w^2)^T: demodulate the output channels
+            scale = torch.rsqrt(style.pow(2) @ weight.pow(2).sum([2, 3]).t() + self.eps) * gain  # (b, out)
+            scale = scale.view(b, -1, 1, 1)
+            return out * scale if bias is None else torch.addcmul(bias, out, scale)
+        if gain != 1.0:
+            out = out * gain
+        return out if bias is None else out + bias
+
+    def extra_repr(self) -> str:
+        return (
+            f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
+            f'demodulate={self.demodulate}, sample_mode={self.sample_mode}'
+        )
+
+
+class StyleConv(nn.Module):
+    """Modulated conv (x sqrt(2)) + noise (`weight`) + bias (`bias`, (1, C, 1, 1)) + leaky ReLU 0.2."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        num_style_feat: int,
+        demodulate: bool = True,
+        sample_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.modulated_conv = ModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat, demodulate,
+                                              sample_mode)
+        self.weight = nn.Parameter(torch.zeros(1))  # noise strength
+        self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        # the sqrt(2) gain keeps this layer numerically equal to the original one after conversion
+        out = self.modulated_conv(x, style, gain=SQRT2, bias=self.bias)
+        if noise is None:
+            b, _, h, w = out.shape
+            noise = torch.randn(b, 1, h, w, dtype=out.dtype, device=out.device)
+        out = out + self.weight * noise
+        return F.leaky_relu_(out, 0.2)
+
+
+class ToRGB(nn.Module):
+    """1x1 modulated conv (no demodulation) to RGB + bias, plus the bilinearly upsampled previous RGB."""
+
+    def __init__(self, in_channels: int, num_style_feat: int, upsample: bool = True) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.modulated_conv = ModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.modulated_conv(x, style, bias=self.bias)
+        if skip is not None:
+            out = out + (resample(skip, 'upsample') if self.upsample else skip)
+        return out
+
+
+@ARCH_REGISTRY.register()
+class StyleGAN2GeneratorClean(StyleGAN2GeneratorBase):
+    """StyleGAN2 generator, clean layout (the GFPGANv1.3/1.4 decoder)."""
+
+    def __init__(
+        self, out_size: int, num_style_feat: int = 512, num_mlp: int = 8, channel_multiplier: float = 2,
+        narrow: float = 1,
+    ) -> None:
+        super().__init__()
+        self._setup_sizes(out_size, num_style_feat)
+        mlp: list[nn.Module] = [NormStyleCode()]
+        for _ in range(num_mlp):
+            mlp += [nn.Linear(num_style_feat, num_style_feat), nn.LeakyReLU(0.2, inplace=True)]
+        self.style_mlp = nn.Sequential(*mlp)
+        _kaiming_normal_(self.style_mlp, a=0.2, bias_fill=0, nonlinearity='leaky_relu')
+        self.channels = channels = stylegan2_channels(channel_multiplier, narrow)
+        self.constant_input = ConstantInput(channels['4'], size=4)
+        self.style_conv1 = StyleConv(channels['4'], channels['4'], 3, num_style_feat)
+        self.to_rgb1 = ToRGB(channels['4'], num_style_feat, upsample=False)
+        self.style_convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        in_channels = channels['4']
+        for i in range(3, self.log_size + 1):
+            out_channels = channels[f'{2**i}']
+            self.style_convs.append(StyleConv(in_channels, out_channels, 3, num_style_feat, sample_mode='upsample'))
+            self.style_convs.append(StyleConv(out_channels, out_channels, 3, num_style_feat))
+            self.to_rgbs.append(ToRGB(out_channels, num_style_feat, upsample=True))
+            in_channels = out_channels
+        self._register_noises()
