@@ -170,3 +170,78 @@ def test_paste_changes_only_the_face_region():
     before = canvas.copy()
     paste_face(canvas, face, inverse_affine(similarity(1.0, 0, 5000, 5000)))  # face outside the image
     np.testing.assert_array_equal(canvas, before)
+
+
+# --- optional RetinaFace detector (random weights: layout, shapes and decoding only) -------------------
+
+def test_retinaface_layout_matches_facexlib_keys():
+    import torch
+
+    from gfpgan.face.retinaface import RetinaFace
+
+    with torch.device('meta'):
+        sd = RetinaFace().state_dict()
+    expected = {
+        'body.conv1.weight': (64, 3, 7, 7), 'body.layer1.0.downsample.0.weight': (256, 64, 1, 1),
+        'body.layer3.5.conv3.weight': (1024, 256, 1, 1), 'body.layer4.2.bn3.running_var': (2048,),
+        'fpn.output1.0.weight': (256, 512, 1, 1), 'fpn.output3.1.weight': (256,),
+        'fpn.merge2.0.weight': (256, 256, 3, 3),
+        'ssh1.conv3X3.0.weight': (128, 256, 3, 3), 'ssh2.conv5X5_1.0.weight': (64, 256, 3, 3),
+        'ssh3.conv7x7_3.1.num_batches_tracked': (), 'ClassHead.0.conv1x1.weight': (4, 256, 1, 1),
+        'BboxHead.1.conv1x1.bias': (8,), 'LandmarkHead.2.conv1x1.weight': (20, 256, 1, 1),
+    }
+    for key, shape in expected.items():
+        assert tuple(sd[key].shape) == shape, key
+    assert not any(k.startswith(('body.fc', 'body.layer4.3')) for k in sd)
+
+
+def test_retinaface_priors_decoding_and_detector(tmp_path):
+    import torch
+
+    from gfpgan.face.retinaface import RetinaFace, RetinaFaceDetector, decode, prior_boxes
+    from gfpgan.utils.checkpoint_io import save_checkpoint
+
+    priors = prior_boxes(64, 96)
+    assert priors.shape == (2 * (8 * 12 + 4 * 6 + 2 * 3), 4)
+    np.testing.assert_allclose(priors[:2].numpy(),
+                               [[4 / 96, 4 / 64, 16 / 96, 16 / 64], [4 / 96, 4 / 64, 32 / 96, 32 / 64]])
+    boxes, points = decode(torch.zeros(len(priors), 4), torch.zeros(len(priors), 10), priors)
+    np.testing.assert_allclose(boxes[0].numpy(), [4 / 96 - 8 / 96, 4 / 64 - 8 / 64, 4 / 96 + 8 / 96, 4 / 64 + 8 / 64],
+                               atol=1e-6)
+    np.testing.assert_allclose(points[0].numpy(), [4 / 96, 4 / 64] * 5, atol=1e-6)
+
+    torch.manual_seed(0)
+    net = RetinaFace().eval()
+    with torch.no_grad():
+        loc, conf, landm = net(torch.randn(1, 3, 64, 96))
+    assert loc.shape == (1, len(priors), 4) and conf.shape == (1, len(priors), 2) and landm.shape[-1] == 10
+    torch.testing.assert_close(conf.sum(-1), torch.ones(1, len(priors)))
+    path = tmp_path / 'detection_Resnet50_Final.pth'
+    save_checkpoint({f'module.{k}': v for k, v in net.state_dict().items()}, path)  # DataParallel-style keys
+    det = RetinaFaceDetector(path, device='cpu', conf_threshold=0.0)
+    faces = det.detect(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    assert faces and all(f.landmarks.shape == (5, 2) and f.box.shape == (4,) for f in faces)
+    assert [f.score for f in faces] == sorted((f.score for f in faces), reverse=True)
+
+
+def test_pure_torch_nms_matches_greedy_reference():
+    import torch
+
+    from gfpgan.face.retinaface import nms_torch
+
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 100, (200, 2))
+    wh = rng.uniform(5, 40, (200, 2))
+    boxes = np.concatenate([xy, xy + wh], 1)
+    scores = rng.uniform(0, 1, 200)
+
+    def iou(a, b):
+        inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    expected = []
+    for i in np.argsort(-scores, kind='stable'):
+        if all(iou(boxes[i], boxes[j]) <= 0.4 for j in expected):
+            expected.append(int(i))
+    got = nms_torch(torch.tensor(boxes), torch.tensor(scores), 0.4)
+    assert got.tolist() == expected
