@@ -99,10 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--append', help='append the section to this markdown file (created with a heading if absent)')
     args = parser.parse_args(argv)
     rows = run(Path(args.data), args.repeats, args.batch)
-    section = (f'\n## Data: FFHQ degradation throughput\n\n`python scripts/benchmark_data.py` on {machine()}.\n'
+    import os
+
+    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
+    gpu_note = '' if torch.cuda.is_available() else ' No GPU here: run it on a CUDA machine for the GPU rows.'
+    section = (f'\n## Data: FFHQ degradation throughput\n\n`python scripts/benchmark_data.py` on {machine()} '
+               f'(load average {load:.1f} at the end of the run: wall times include waiting for shared cores).\n'
                'One worker = one thread (torch and OpenCV). The torch path times a whole batch and reports per '
                'sample; with `JPEG opencv` each sample makes a CPU round trip through the real codec, with '
-               '`skip` JPEG is left out.\n\n' + table(rows) + '\n')
+               f'`skip` JPEG is left out.{gpu_note}\n\n' + table(rows) + '\n')
     print(section)
     if args.append:
         path = Path(args.append)
