@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from gfpgan.archs import build_network
 from gfpgan.losses import build_loss
@@ -45,6 +46,8 @@ from gfpgan.utils.image_io import imwrite, tensor2img
 from gfpgan.utils.registry import MODEL_REGISTRY
 
 COMPONENTS = ('left_eye', 'right_eye', 'mouth')
+IDENTITY_METRIC, FID_METRIC = 'calculate_identity_distance', 'calculate_fid'
+SET_METRICS = (IDENTITY_METRIC, FID_METRIC)  # computed on tensors over the whole set, not per saved image
 EYE_SIZE_512, MOUTH_SIZE_512 = 80, 120  # crop sizes of upstream at 512 px
 MIN_CROP = 8  # a component discriminator needs a few pixels after its two down-samplings
 
@@ -57,6 +60,14 @@ def component_crop_sizes(out_size: int) -> tuple[int, int]:
     """Eye and mouth crop sizes for faces of `out_size` px: upstream's 80/120 at 512, scaled by a float ratio."""
     ratio = out_size / 512
     return max(MIN_CROP, round(EYE_SIZE_512 * ratio)), max(MIN_CROP, round(MOUTH_SIZE_512 * ratio))
+
+
+def _channels_last_(net: nn.Module) -> nn.Module:
+    """Put every 4-D parameter and buffer of `net` in channels_last memory format, in place."""
+    for t in list(net.parameters()) + list(net.buffers()):
+        if t.dim() == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return net
 
 
 def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -75,6 +86,7 @@ class GFPGANModel(BaseModel):
         super().__init__(opt)
         self.out_size = int(opt['network_g'].get('out_size', 512))
         self.log_size = int(math.log2(self.out_size))
+        self._setup_precision(opt.get('amp'))
         self.net_g = self.model_to_device(build_network(opt['network_g'], 'network_g'))
         self.print_network(self.net_g)
         path = opt.get('path') or {}
@@ -84,7 +96,6 @@ class GFPGANModel(BaseModel):
                 self.net_g, path['pretrain_network_g'], strict is not False, path.get('param_key_g', 'params')
             )
         self.net_g_ema = None
-        self._setup_precision(opt.get('amp'))
         if self.is_train:
             self.init_training_settings()
 
@@ -99,6 +110,19 @@ class GFPGANModel(BaseModel):
         use_scaler = self.amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+
+    def model_to_device(self, net: nn.Module) -> nn.Module:
+        """As BaseModel's, but channels_last converts only 4-D tensors (modulated convs keep 5-D weights,
+        which `Module.to(memory_format=...)` rejects)."""
+        if not self.channels_last:
+            return super().model_to_device(net)
+        _channels_last_(net.to(self.device))
+        if self.opt.get('dist') and any(p.requires_grad for p in net.parameters()):
+            device_ids = [self.device.index] if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(
+                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
+            )
+        return net
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -117,6 +141,10 @@ class GFPGANModel(BaseModel):
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
+        if self.device.type == 'cpu':
+            # Adam's second moments under betas (0, 0.99) and small loss weights underflow to denormal
+            # floats, which x86 CPUs process ~100x slower: the optimizer steps dominated the iteration.
+            torch.set_flush_denormal(True)
         path = self.opt.get('path') or {}
         if 'network_d' not in self.opt or not train_opt.get('gan_opt'):
             raise KeyError(
@@ -130,7 +158,7 @@ class GFPGANModel(BaseModel):
         self.ema_decay = float(train_opt.get('ema_decay', 0.5 ** (32 / (10 * 1000))))
         self.net_g_ema = build_network(self.opt['network_g'], 'network_g').to(self.device)
         if self.channels_last:
-            self.net_g_ema = self.net_g_ema.to(memory_format=torch.channels_last)
+            _channels_last_(self.net_g_ema)
         if path.get('pretrain_network_g'):
             self.load_network(self.net_g_ema, path['pretrain_network_g'], path.get('strict_load_g') is not False,
                               'params_ema')
@@ -472,9 +500,14 @@ class GFPGANModel(BaseModel):
         val_opt = self.opt.get('val') or {}
         metrics_opt = dict(val_opt.get('metrics') or {})
         dataset_name = getattr(dataloader.dataset, 'opt', {}).get('name', 'val')
-        per_image = {n: m for n, m in metrics_opt.items() if m['type'] != 'calculate_identity_distance'}
-        identity = {n: self._identity_metric_network(n, m) for n, m in metrics_opt.items() if n not in per_image}
-        acc = MetricAccumulator(metrics_opt)
+        kinds = {n: m['type'] for n, m in metrics_opt.items()}
+        per_image = {n: m for n, m in metrics_opt.items() if kinds[n] not in SET_METRICS}
+        identity = {
+            n: self._identity_metric_network(n, m) for n, m in metrics_opt.items() if kinds[n] == IDENTITY_METRIC
+        }
+        fid = {n: self._fid_extractor(n, m) for n, m in metrics_opt.items() if kinds[n] == FID_METRIC}
+        fid_stats: dict[str, tuple[Any, Any]] = {}
+        acc = MetricAccumulator(per_image.keys() | identity.keys())
         count = torch.zeros(1, dtype=torch.float64)
         start = time.time()
         for data in dataloader:
@@ -489,6 +522,14 @@ class GFPGANModel(BaseModel):
 
                 for name, net in identity.items():
                     acc.update(name, identity_distance_pt(_as_saved(result), _as_saved(gt), net).cpu())
+            for name, extractor in fid.items():  # restored vs ground-truth sets; sums of features reduce exactly
+                from gfpgan.metrics.fid_metric import FeatureStats
+
+                feats = [extractor((_as_saved(x) + 1) / 2) for x in (result, gt)]
+                if name not in fid_stats:
+                    fid_stats[name] = (FeatureStats(feats[0].shape[1]), FeatureStats(feats[0].shape[1]))
+                for stats, f in zip(fid_stats[name], feats):
+                    stats.update(f)
             for i in range(result.shape[0]):
                 sr_img = tensor2img(result[i : i + 1], min_max=self.output_range)
                 if per_image:
@@ -499,6 +540,8 @@ class GFPGANModel(BaseModel):
                     self._save_val_image(sr_img, data, i, dataset_name, current_iter)
             count += result.shape[0]
         results = acc.reduce()
+        for name in fid:
+            results[name] = self._reduce_fid(name, fid_stats.get(name), metrics_opt[name])
         results['_count'] = int(all_reduce_sum(count).item())
         self._log_validation_metric_values(current_iter, dataset_name, results, tb_logger, time.time() - start)
         self._keep_best(dataset_name, current_iter)
@@ -521,6 +564,37 @@ class GFPGANModel(BaseModel):
                     metric_opt['network'], metric_opt.get('weights_path'), metric_opt.get('param_key', 'params_ema')
                 ).to(self.device)
         return cache[name]
+
+    def _fid_extractor(self, name: str, metric_opt: dict) -> nn.Module:
+        """The Inception network of an FID metric (`source`, `weights_path` as `build_fid_extractor`), built once."""
+        cache = self.__dict__.setdefault('_fid_extractors', {})
+        if name not in cache:
+            from gfpgan.metrics.fid_metric import build_fid_extractor
+
+            cache[name] = build_fid_extractor(
+                metric_opt.get('source', 'auto'), metric_opt.get('weights_path'), device=self.device
+            )
+        return cache[name]
+
+    @staticmethod
+    def _reduce_fid(name: str, stats: tuple[Any, Any] | None, metric_opt: dict) -> float:
+        """All-reduce both sets' feature sums (every rank, even one with an empty shard) and compute FID."""
+        from gfpgan.metrics.fid_metric import FeatureStats, calculate_fid
+
+        # a rank without samples has no dimension yet: agree on it first (one tiny all-reduce)
+        dim_has = torch.tensor([0.0, 0.0] if stats is None else [stats[0].sum.numel(), 1.0], dtype=torch.float64)
+        total_dim, ranks_with_data = all_reduce_sum(dim_has).tolist()
+        if ranks_with_data == 0:
+            return float('nan')
+        dim = int(total_dim / ranks_with_data)
+        if stats is None:
+            stats = (FeatureStats(dim), FeatureStats(dim))
+        restored, reference = (s.all_reduce() for s in stats)
+        if float(restored.count) < 2:
+            return float('nan')
+        mu1, sigma1 = restored.mean_cov()
+        mu2, sigma2 = reference.mean_cov()
+        return calculate_fid(mu1, sigma1, mu2, sigma2, eps=float(metric_opt.get('eps', 0.0)))
 
     def _save_val_image(self, img: Any, data: dict, i: int, dataset_name: str, current_iter: int) -> None:
         path = (data.get('lq_path') or data.get('gt_path') or [f'{get_dist_info()[0]}_{i}'] * (i + 1))[i]
@@ -575,3 +649,4 @@ class GFPGANModel(BaseModel):
 def _as_saved(img: torch.Tensor) -> torch.Tensor:
     """[-1, 1] image rounded to 8 bit, as it is saved: metrics measure the image a user gets."""
     return ((img.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+
