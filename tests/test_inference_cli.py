@@ -24,8 +24,8 @@ def tiny_ckpt(tmp_path_factory) -> Path:
     return path
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = inference_gfpgan.main(argv)
+def run(argv: list[str], capsys, main=None) -> tuple[int, str, str]:
+    code = (main or inference_gfpgan.main)(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -142,3 +142,26 @@ def test_missing_input_and_missing_weights_are_clear(tiny_ckpt, tmp_path, capsys
     assert code == 2
     assert 'https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth' in err
     assert str(weights / 'GFPGANv1.4.pth') in err
+
+
+def test_export_onnx_matches_pytorch(tiny_ckpt, tmp_path, capsys):
+    import importlib.util
+
+    pytest.importorskip('onnxruntime')
+    spec = importlib.util.spec_from_file_location('export_onnx', REPO / 'scripts' / 'export_onnx.py')
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / 'tiny.onnx'
+    code, stdout, _ = run(['--model_path', str(tiny_ckpt), '-o', str(out), '--atol', '1e-4'], capsys, script.main)
+    assert code == 0 and out.is_file()
+    assert 'OK' in stdout and "ort.InferenceSession('" in stdout
+    diff = float(stdout.split('max |diff| = ')[1].split()[0])
+    assert diff <= 1e-4
+    # the noise is fixed, so two runs of the graph agree exactly; different inputs give different faces
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    x = np.random.default_rng(3).uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32)
+    first, second = session.run(None, {'input': x})[0], session.run(None, {'input': x})[0]
+    np.testing.assert_array_equal(first, second)
+    assert first.shape == (3, 3, 32, 32) and np.abs(first[0] - first[1]).max() > 1e-3
