@@ -252,3 +252,24 @@ def test_ffhq_degrade_on_device_hands_gt_to_the_batch_degrader(ffhq):
     out = GPUFFHQDegrader(opt)(s['gt'][None], seed=0)
     assert out['lq'].shape == (1, 3, 64, 64) and out['gt'].min() < -0.5  # mean/std applied by the degrader
     assert torch.equal(out['lq'][0, 0], out['lq'][0, 1])  # gray_prob 1
+
+
+def test_ffhq_under_seeded_sampler_is_reproducible(ffhq):
+    """Without a `seed` option the draws follow numpy's global RNG, which the sampler seeds per sample."""
+    from gfpgan.data import build_dataloader
+    from gfpgan.data.sampler import EnlargedSampler
+
+    opt = _opt(ffhq, seed=None, out_size=32, blur_kernel_size=7, hflip_prob=0.5, phase='train',
+               batch_size_per_gpu=2, num_worker_per_gpu=0)
+    ds = build_dataset(opt)
+
+    def first_batches(seed):
+        loader = build_dataloader(ds, opt, num_gpu=0, sampler=EnlargedSampler(ds, 1, 0, ratio=4, seed=seed), seed=seed)
+        it = iter(loader)
+        return [next(it) for _ in range(2)]
+
+    a, b, c = first_batches(3), first_batches(3), first_batches(4)
+    for x, y in zip(a, b):
+        assert torch.equal(x['lq'], y['lq']) and torch.equal(x['loc_left_eye'], y['loc_left_eye'])
+    assert not torch.equal(a[0]['lq'], c[0]['lq'])
+    assert not torch.equal(a[0]['lq'][0], a[0]['lq'][1])  # same image, different draws per sample
