@@ -154,6 +154,9 @@ class FFHQDegradationDataset(Dataset):
         rng = self._rng(index)
         src_w = img_gt.shape[1]
         if img_gt.shape[:2] != (self.out_size, self.out_size):
+            if img_gt.shape[0] != src_w:
+                raise ValueError(f'{gt_path}: {img_gt.shape[0]}x{src_w} is not square; FFHQDegradationDataset takes '
+                                 f'aligned square faces (resized to out_size {self.out_size}).')
             interp = cv2.INTER_AREA if self.out_size < src_w else cv2.INTER_LINEAR
             img_gt = cv2.resize(img_gt, (self.out_size, self.out_size), interpolation=interp)
         hflip = self.use_hflip and rng.random() < self.hflip_prob
