@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gfpgan.utils.image_io import is_image_file
+from gfpgan.utils.image_io import ImageReadError, is_image_file
 
 
 class DiskBackend:
@@ -19,8 +19,8 @@ class DiskBackend:
         try:
             with open(path, 'rb') as f:
                 return f.read()
-        except OSError as err:
-            raise FileNotFoundError(f'Cannot read image file {path}: {err.strerror}.') from err
+        except OSError as err:  # an image error, so that skip_bad_images also skips a vanished file
+            raise ImageReadError(f'{path}: cannot open ({err.strerror}).', path) from err
 
 
 _LMDB_ENVS: dict[str, tuple[int, object]] = {}  # realpath -> (pid that opened it, environment)
@@ -137,8 +137,6 @@ def read_or_skip(read, index: int, length: int, skip_bad_images: bool, what: str
     (then the data is broken, not a few files).
     """
     import warnings
-
-    from gfpgan.utils.image_io import ImageReadError
 
     for attempt in range(max_skips + 1):
         try:
