@@ -240,6 +240,9 @@ def test_bad_image_raises_naming_file_or_skips(tmp_path):
     with pytest.warns(UserWarning, match=r'b\.png'):
         s = skipping[1]
     assert s['gt_path'].endswith('c.png') and s['gt'].max().item() == pytest.approx(50 / 255)
+    (root / 'c.png').unlink()  # vanished after listing: skipped too, wrapping round to the first file
+    with pytest.warns(UserWarning, match=r'c\.png: cannot open'):
+        assert skipping[2]['gt_path'].endswith('a.png')
 
 
 def test_ffhq_degrade_on_device_hands_gt_to_the_batch_degrader(ffhq):
