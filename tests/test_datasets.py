@@ -276,3 +276,13 @@ def test_ffhq_under_seeded_sampler_is_reproducible(ffhq):
         assert torch.equal(x['lq'], y['lq']) and torch.equal(x['loc_left_eye'], y['loc_left_eye'])
     assert not torch.equal(a[0]['lq'], c[0]['lq'])
     assert not torch.equal(a[0]['lq'][0], a[0]['lq'][1])  # same image, different draws per sample
+
+
+def test_image_folder_upscaling_stays_in_range(tmp_path):
+    root = tmp_path / 'small'
+    root.mkdir()
+    img = np.zeros((10, 12, 3), np.uint8)
+    img[:, 6:] = 255  # a hard edge: cubic interpolation overshoots it
+    cv2.imwrite(str(root / 'x.png'), img)
+    s = build_dataset(dict(type='ImageFolderDataset', dataroot=str(root), image_size=33))[0]
+    assert s['gt'].shape == (3, 33, 33) and s['gt'].min() == 0 and s['gt'].max() == 1

@@ -64,7 +64,10 @@ def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def resize_short_side(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the shorter side is `size`: area filter when shrinking (no aliasing), cubic when growing."""
+    """Resize so the shorter side is `size`: area filter when shrinking (no aliasing), cubic when growing.
+
+    Float images are assumed to be in [0, 1].
+    """
     h, w = img.shape[:2]
     if min(h, w) == size:
         return img
@@ -72,6 +75,8 @@ def resize_short_side(img: np.ndarray, size: int) -> np.ndarray:
     new_w, new_h = max(size, round(w * ratio)), max(size, round(h * ratio))
     interp = cv2.INTER_AREA if ratio < 1 else cv2.INTER_CUBIC
     out = cv2.resize(np.ascontiguousarray(img), (new_w, new_h), interpolation=interp)
+    if interp == cv2.INTER_CUBIC and out.dtype.kind == 'f':
+        np.clip(out, 0, 1, out=out)  # cubic overshoots at edges; float images live in [0, 1]
     return out[:, :, None] if out.ndim == 2 else out
 
 
