@@ -286,3 +286,23 @@ def test_image_folder_upscaling_stays_in_range(tmp_path):
     cv2.imwrite(str(root / 'x.png'), img)
     s = build_dataset(dict(type='ImageFolderDataset', dataroot=str(root), image_size=33))[0]
     assert s['gt'].shape == (3, 33, 33) and s['gt'].min() == 0 and s['gt'].max() == 1
+
+
+def test_paired_scale_mismatch_names_the_file(tmp_path):
+    gt_dir, lq_dir = _pair_folders(tmp_path, n=1)
+    ds = build_dataset(dict(type='PairedImageDataset', dataroot_gt=str(gt_dir), dataroot_lq=str(lq_dir),
+                            filename_tmpl='{}x4', scale=2, gt_size=16, phase='train'))
+    with pytest.raises(ValueError, match=r'000\.png: gt size \(64, 64\) is not 2x the lq size \(16, 16\)'):
+        ds[0]
+
+
+def test_single_image_dataset_meta_info_and_lmdb(tmp_path):
+    _, lq_dir = _pair_folders(tmp_path, n=3)
+    meta = tmp_path / 'meta.txt'
+    meta.write_text('002x4.png (16,16,3) 1\n000x4.png (16,16,3) 1\n')
+    ds = build_dataset(dict(type='SingleImageDataset', dataroot_lq=str(lq_dir), meta_info_file=str(meta)))
+    assert [p.rsplit('/', 1)[1] for p in ds.paths] == ['002x4.png', '000x4.png']
+    db = tmp_path / 'lq.lmdb'
+    make_lmdb_from_folder(lq_dir, db, progress=False, log=lambda m: None)
+    lm = build_dataset(dict(type='SingleImageDataset', dataroot_lq=str(db), io_backend={'type': 'lmdb'}))
+    assert lm[2]['lq_path'] == '002x4' and torch.equal(lm[2]['lq'], ds[0]['lq'])
