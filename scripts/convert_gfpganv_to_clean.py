@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--narrow', type=float, default=1)
     parser.add_argument('--channel_multiplier', type=float, default=2)
     parser.add_argument('--out_size', type=int, default=512)
+    parser.add_argument('--num_style_feat', type=int, default=512)
+    parser.add_argument('--num_mlp', type=int, default=8)
     parser.add_argument('--lr_mlp', type=float, default=0.01, help="the bilinear model's lr_mlp (0.01 upstream)")
     parser.add_argument('--save_path', required=True)
     parser.add_argument('--to-safetensors', dest='to_safetensors', action='store_true',
@@ -34,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--verify', action='store_true', help='compare both networks on a random input')
     args = parser.parse_args(argv)
 
-    common = dict(out_size=args.out_size, num_style_feat=512, channel_multiplier=args.channel_multiplier,
-                  decoder_load_path=None, fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True,
-                  narrow=args.narrow, sft_half=True)
+    common = dict(
+        out_size=args.out_size, num_style_feat=args.num_style_feat, channel_multiplier=args.channel_multiplier,
+        decoder_load_path=None, fix_decoder=False, num_mlp=args.num_mlp, input_is_latent=True, different_w=True,
+        narrow=args.narrow, sft_half=True,
+    )
     bilinear = GFPGANBilinear(**common, lr_mlp=args.lr_mlp)
     load_weights(bilinear, args.ori_path, param_key='params_ema')
     clean_sd = convert_bilinear_to_clean(bilinear.state_dict(), lr_mlp=args.lr_mlp)
