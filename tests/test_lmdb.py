@@ -68,6 +68,10 @@ def test_resume_skips_present_keys_and_recovers_meta(folder, tmp_path):
     assert counts == {'written': 2, 'skipped': 1}
     assert read_meta_info(db) == ['a', 'b', 'sub/c']
     assert 'b.png (20,30,3) -1' in (db / 'meta_info.txt').read_text()
+    (db / 'meta_info.txt').unlink()
+    assert make_lmdb_from_folder(folder, db, names=['a.jpg'], **quiet())['skipped'] == 1  # a later partial run
+    assert (db / 'meta_info.txt').read_text().splitlines() == ['a.jpg (16,16,3) -1', 'b.png (20,30,3) -1',
+                                                               'sub/c.png (12,10,1) -1']  # every stored key
 
 
 def test_existing_database_is_never_overwritten_without_flag(folder, tmp_path):

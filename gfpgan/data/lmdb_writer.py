@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -43,15 +44,26 @@ def _key(name: str) -> str:
 def _encode(path: Path, compress_level: int) -> tuple[bytes, tuple[int, ...]]:
     """The value to store and the image shape (h, w, c); decoding validates the file either way."""
     content = path.read_bytes()
-    img = imfrombytes(content, source=str(path), channels=3)
     if compress_level == RAW:
-        decoded = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
-        c = 1 if decoded.ndim == 2 else decoded.shape[2]
-        return content, (decoded.shape[0], decoded.shape[1], c)
+        return content, _shape(content, str(path))
+    img = imfrombytes(content, source=str(path), channels=3)
     ok, enc = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
     if not ok:
         raise RuntimeError(f'Could not PNG-encode {path}.')
     return enc.tobytes(), img.shape
+
+
+def _shape(content: bytes, source: str) -> tuple[int, int, int]:
+    """(h, w, channels) of the image as stored (a gray file has 1 channel)."""
+    imfrombytes(content, source=source)  # validates: raises naming `source` when unreadable
+    decoded = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+    return decoded.shape[0], decoded.shape[1], 1 if decoded.ndim == 2 else decoded.shape[2]
+
+
+def _guess_ext(content: bytes) -> str:
+    if content.startswith(b'\x89PNG'):
+        return '.png'
+    return '.jpg' if content.startswith(b'\xff\xd8') else '.img'
 
 
 def _read_meta(meta: Path) -> dict[str, str]:
@@ -93,7 +105,7 @@ def make_lmdb_from_folder(
             raise FileExistsError(f'{lmdb_path} exists but is not an lmdb database; remove it or pass --overwrite.')
     names = sorted(names) if names is not None else list_images(folder, recursive)
     keys = [_key(n) for n in names]
-    dupes = sorted({k for k in keys if keys.count(k) > 1}) if len(set(keys)) != len(keys) else []
+    dupes = sorted(k for k, n in Counter(keys).items() if n > 1)
     if dupes:
         raise ValueError(f'Several files map to the same key (same name, different extension): {dupes[:5]}.')
     meta_path = lmdb_path / 'meta_info.txt'
@@ -108,11 +120,13 @@ def make_lmdb_from_folder(
     pending: list[tuple[bytes, bytes]] = []
     try:
         with env.begin() as txn:
-            present = {k for k in keys if txn.get(k.encode()) is not None}
-            for key, name in zip(keys, names):  # interrupted before meta_info.txt was written: recover shapes
-                if key in present and key not in meta:
-                    shape = imfrombytes(bytes(txn.get(key.encode())), source=f'{lmdb_path}:{key}').shape
-                    meta[key] = f'{name} ({shape[0]},{shape[1]},{shape[2]}) {compress_level}'
+            present = {k.decode() for k in txn.cursor().iternext(keys=True, values=False)}
+            names_by_key = dict(zip(keys, names))
+            for key in sorted(present - meta.keys()):  # interrupted before meta_info.txt was written: recover
+                value = bytes(txn.get(key.encode()))
+                shape = _shape(value, f'{lmdb_path}:{key}')
+                name = names_by_key.get(key) or key + _guess_ext(value)
+                meta[key] = f'{name} ({shape[0]},{shape[1]},{shape[2]}) {compress_level}'
         todo = [(k, n) for k, n in zip(keys, names) if k not in present]
         counts['skipped'] = len(keys) - len(todo)
         iterator = todo
