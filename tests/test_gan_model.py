@@ -3,6 +3,7 @@ checkpoints and resume state, FID validation, and a short CPU training run that 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,16 @@ import torch
 from gfpgan.models import build_model
 
 LATENT = 16
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny convolutions: one thread beats two on a shared 2-core machine (no spin-wait contention)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def make_opt(tmp_path, gan_type='vanilla', size=32, use_bn=True, **train):
@@ -254,3 +265,97 @@ def test_missing_options_are_named(tmp_path):
     opt = make_opt(tmp_path, 'minimax')
     with pytest.raises(ValueError, match="'minimax'"):
         build_model(opt)
+
+
+# ---------------------------------------------------------------------------------------------- FID
+def _shapes_opt(tmp_path, **val):
+    from gfpgan.utils.options import yaml_load
+    opt = yaml_load(str(REPO / 'options' / 'train_dcgan_tiny.yml'))
+    opt.update({'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1})
+    opt['path'] = {'visualization': str(tmp_path / 'vis'), 'models': str(tmp_path / 'models'),
+                   'training_states': str(tmp_path / 'states'), 'experiments_root': str(tmp_path)}
+    opt['val'].update(val)
+    return opt
+
+
+def _loader(dataset_opt, phase='val'):
+    from gfpgan.data import build_dataloader, build_dataset
+    opt = dict(dataset_opt, phase=phase)
+    return build_dataloader(build_dataset(opt), opt)
+
+
+def test_fid_validation_is_rng_neutral_cached_and_keeps_the_best(tmp_path):
+    opt = _shapes_opt(tmp_path)
+    opt['datasets']['val']['num_samples'] = 64
+    opt['val']['fid']['num_samples'] = 64
+    torch.manual_seed(0)
+    model = build_model(opt)
+    loader = _loader(opt['datasets']['val'])
+    rng = torch.get_rng_state()
+    first = model.validation(loader, 1, None)
+    assert torch.equal(torch.get_rng_state(), rng)  # resumed runs see the same random stream
+    assert set(first) == {'fid', 'fid_ema', '_count'} and first['_count'] == 64
+    assert first['fid'] > 0 and first['fid'] == pytest.approx(first['fid_ema'])  # EMA == G at start
+    assert (tmp_path / 'models' / 'net_g_best.pth').is_file()
+    cache = list((tmp_path / 'fid_cache').glob('fid_real_shapes_fid_*.npz'))
+    assert len(cache) == 1
+    # a fresh model (e.g. after a restart) reads the cache instead of the real images
+    from gfpgan.models import gan_evaluation
+
+    def no_real_pass(*args, **kwargs):
+        raise AssertionError('real statistics recomputed despite the cache')
+
+    again = build_model(copy.deepcopy(opt))
+    again.net_g.load_state_dict(model.net_g.state_dict())
+    again.net_g_ema.load_state_dict(model.net_g_ema.state_dict())
+    original, gan_evaluation.real_feature_stats = gan_evaluation.real_feature_stats, no_real_pass
+    try:
+        assert again.validation(loader, 1, None)['fid'] == pytest.approx(first['fid'], rel=1e-9)
+    finally:
+        gan_evaluation.real_feature_stats = original
+    # no improvement (the same generator again): the best checkpoint and record stay
+    best_before = (tmp_path / 'models' / 'net_g_best.pth').stat().st_mtime_ns
+    assert model.validation(loader, 2, None)['fid'] == pytest.approx(first['fid'], rel=1e-9)
+    assert (tmp_path / 'models' / 'net_g_best.pth').stat().st_mtime_ns == best_before
+    assert model.best_metric_results['shapes_fid']['fid'] == {'val': first['fid'], 'iter': 1}
+    # a better one replaces it
+    model.best_metric_results['shapes_fid']['fid']['val'] = first['fid'] + 1
+    model.validation(loader, 3, None)
+    assert model.best_metric_results['shapes_fid']['fid']['iter'] == 3
+    assert (tmp_path / 'models' / 'net_g_best.pth').stat().st_mtime_ns != best_before
+
+
+def test_plateau_on_fid_steps_at_validation(tmp_path):
+    opt = _shapes_opt(tmp_path)
+    opt['datasets']['val']['num_samples'] = 32
+    opt['val']['fid']['num_samples'] = 32
+    opt['train']['scheduler'] = {'type': 'ReduceLROnPlateau', 'monitor': 'fid', 'factor': 0.1, 'patience': 0}
+    model = build_model(opt)
+    loader = _loader(opt['datasets']['val'])
+    lr = model.optimizer_g.param_groups[0]['lr']
+    model.validation(loader, 1, None)
+    model.validation(loader, 2, None)  # the same generator: no improvement -> lr x 0.1
+    assert model.optimizer_g.param_groups[0]['lr'] == pytest.approx(lr * 0.1)
+
+
+def test_tiny_dcgan_training_lowers_fid(tmp_path):
+    """A few hundred CPU iterations on the synthetic shapes bring G's samples closer to them (FID drops)."""
+    opt = _shapes_opt(tmp_path, keep_best=False)
+    opt['train']['total_iter'] = 300
+    torch.manual_seed(0)
+    model = build_model(opt)
+    val_loader = _loader(opt['datasets']['val'])
+    before = model.validation(val_loader, 0, None)['fid']
+    train_loader = _loader(opt['datasets']['train'], 'train')
+    it = 0
+    while it < opt['train']['total_iter']:
+        for data in train_loader:
+            it += 1
+            model.feed_data(data)
+            model.optimize_parameters(it)
+            if it == opt['train']['total_iter']:
+                break
+    after = model.validation(val_loader, it, None)
+    print(f'FID (random-feature) untrained {before:.4f} -> trained {after["fid"]:.4f}, EMA {after["fid_ema"]:.4f}')
+    assert after['fid'] < 0.5 * before
+    assert after['fid_ema'] < 0.5 * before
