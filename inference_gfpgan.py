@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--weights_dir', default=None,
                    help='weights folder (default $GFPGAN_WEIGHTS_DIR or ~/.cache/gfpgan)')
     p.add_argument('--detector', default='dlib', choices=['dlib', 'retinaface'], help='face detector')
+    p.add_argument('--parse', action='store_true',
+                   help='blend with a face-parsing mask (needs parsing_parsenet.pth) instead of a feathered square')
     p.add_argument('--max_megapixels', type=float, default=100.0, help='refuse images whose output is larger')
     args = p.parse_args(argv)
     if args.suffix is not None and (not SAFE_SUFFIX.match(args.suffix) or '..' in args.suffix):
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         restorer = GFPGANer(model_path, upscale=args.upscale, arch=arch, channel_multiplier=channel_multiplier,
                             bg_upsampler=build_bg_upsampler(args), device=args.device, dtype=args.dtype,
                             detector=args.detector, weights_dir=str(weights_dir(args.weights_dir)),
-                            max_output_megapixels=args.max_megapixels)
+                            max_output_megapixels=args.max_megapixels, use_parse=args.parse)
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -119,6 +119,8 @@ class GFPGANer:
         detector: 'dlib' (offline), 'retinaface', or a `FaceDetector`.
         batch_size: faces per network call.
         max_output_megapixels: refuse whole images whose output would be larger (memory guard).
+        use_parse: blend with a ParseNet face mask (`parsing_parsenet.pth` in the weights folder, downloaded
+            when allowed) instead of the feathered crop square.
     """
 
     def __init__(self, model_path: str | os.PathLike | None, upscale: float = 2, arch: str = 'clean',
@@ -126,7 +128,7 @@ class GFPGANer:
                  *, half: bool = False, dtype: str | torch.dtype | None = None, net_opt: dict | None = None,
                  net: nn.Module | None = None, detector: Any = 'dlib', weights_dir: str | None = None,
                  face_size: int = 512, batch_size: int = 8, randomize_noise: bool = False,
-                 max_output_megapixels: float = 100.0) -> None:
+                 max_output_megapixels: float = 100.0, use_parse: bool = False) -> None:
         self.upscale = upscale
         self.bg_upsampler = bg_upsampler
         self.device = _resolve_device(device)
@@ -137,15 +139,25 @@ class GFPGANer:
         if net is None:
             net, opt = self._build(model_path, arch, channel_multiplier, net_opt)
         else:
-            opt = {'out_size': getattr(net, 'out_size', None) or (net_opt or {}).get('out_size', face_size)}
+            opt = {'out_size': getattr(net, 'out_size', None) or (net_opt or {}).get('out_size')}
+            if not opt['out_size']:
+                try:  # a clean generator tells its size through its state dict
+                    opt['out_size'] = infer_clean_options(net.state_dict())['out_size']
+                except KeyError:
+                    opt['out_size'] = face_size
         self.gfpgan = net.eval().requires_grad_(False).to(self.device, self.dtype)
         self.out_size = int(opt.get('out_size') or opt.get('resolution') or face_size)
         params = inspect.signature(self.gfpgan.forward).parameters
         takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
         self._forward_kwargs = {k: v for k, v in (('return_rgb', False), ('randomize_noise', randomize_noise))
                                 if k in params or takes_kwargs}
+        parser = None
+        if use_parse:
+            from gfpgan.face.parsing import FaceParser
+
+            parser = FaceParser(weights_folder=weights_dir, device=self.device)
         self.face_helper = FaceRestoreHelper(upscale, face_size=face_size, detector=detector,
-                                             weights_folder=weights_dir)
+                                             weights_folder=weights_dir, parser=parser)
 
     @staticmethod
     def _build(model_path, arch: str, channel_multiplier: int, net_opt: dict | None) -> tuple[nn.Module, dict]:

@@ -245,3 +245,48 @@ def test_pure_torch_nms_matches_greedy_reference():
             expected.append(int(i))
     got = nms_torch(torch.tensor(boxes), torch.tensor(scores), 0.4)
     assert got.tolist() == expected
+
+
+# --- optional ParseNet face parsing (random weights: layout and mask recipe) ------------------------------
+
+def test_parsenet_layout_matches_the_release_file_keys():
+    import torch
+
+    from gfpgan.face.parsing import ParseNet
+
+    with torch.device('meta'):
+        sd = ParseNet().state_dict()
+    expected = {
+        'encoder.0.conv2d.weight': (64, 3, 3, 3), 'encoder.1.shortcut_func.conv2d.weight': (128, 64, 3, 3),
+        'encoder.4.conv2.norm.norm.running_mean': (256,), 'body.9.conv1.conv2d.weight': (256, 256, 3, 3),
+        'decoder.0.shortcut_func.conv2d.bias': (256,), 'decoder.3.conv1.conv2d.weight': (64, 128, 3, 3),
+        'out_img_conv.conv2d.weight': (3, 64, 3, 3), 'out_mask_conv.conv2d.bias': (19,),
+    }
+    for key, shape in expected.items():
+        assert tuple(sd[key].shape) == shape, key
+    assert 'body.0.shortcut_func.conv2d.weight' not in sd  # identity shortcut inside the body
+    assert not any(k.endswith('conv1.conv2d.bias') for k in sd)  # BN convs have no bias
+
+
+def test_face_parser_mask_recipe(monkeypatch):
+    import torch
+
+    from gfpgan.face.parsing import FaceParser, ParseNet
+
+    torch.manual_seed(0)
+    net = ParseNet(size=64, res_depth=1)
+    logits, img = net(torch.zeros(2, 3, 64, 64))
+    assert logits.shape == (2, 19, 64, 64) and img.shape == (2, 3, 64, 64)
+    parser = FaceParser(net=net, device='cpu')
+
+    def fake_labels(x):  # skin in a centred square, hat (not face) elsewhere
+        labels = torch.full((1, 19, 64, 64), -1.0)
+        labels[:, 14] = 1.0
+        labels[:, 1, 16:48, 16:48] = 2.0
+        return labels, x
+
+    monkeypatch.setattr(parser, 'net', type('N', (), {'size': 64, '__call__': lambda self, x: fake_labels(x)})())
+    mask = parser(np.zeros((512, 512, 3), np.uint8))
+    assert mask.shape == (512, 512) and mask.dtype == np.float32
+    assert mask[256, 256] > 0.9 and mask[40, 256] < 0.05 and mask[0].max() == 0 and mask[:, -1].max() == 0
+    assert 0 <= mask.min() and mask.max() <= 1

@@ -82,6 +82,17 @@ def test_checkpoint_loads_strictly_with_a_clear_error(tiny_ckpt, restorer):
         GFPGANer(str(tiny_ckpt.parent / 'nothere.pth'), device='cpu')
 
 
+def test_a_built_generator_can_be_passed_in():
+    torch.manual_seed(1)
+    net = build_network(TINY)
+    restorer = GFPGANer(None, net=net, device='cpu')
+    assert restorer.out_size == 32  # read off its state dict
+    face = np.full((512, 512, 3), 128, np.uint8)
+    assert restorer.restore_faces([face, face])[0].shape == (512, 512, 3)
+    with pytest.raises(ValueError, match='model_path'):
+        GFPGANer(None, device='cpu')
+
+
 def test_every_face_restored_and_pasted_back_in_place(restorer, data_dir):
     img = cv2.imread(str(data_dir / 'whole_imgs' / 'Blake_Lively.jpg'))
     cropped, restored, out = restorer.enhance(img, weight=1.0)
@@ -97,6 +108,21 @@ def test_every_face_restored_and_pasted_back_in_place(restorer, data_dir):
         assert np.abs(out[region].astype(int) - plain[region]).mean() > 10
     np.testing.assert_array_equal(out[~inside], plain[~inside])  # background: exactly the plain resize
     assert inside.mean() < 0.6
+
+
+def test_a_parsing_mask_replaces_the_feathered_square(restorer, data_dir, monkeypatch):
+    img = cv2.imread(str(data_dir / 'whole_imgs' / 'Blake_Lively.jpg'))
+    plain = cv2.resize(img, (img.shape[1] * 2, img.shape[0] * 2), interpolation=cv2.INTER_LANCZOS4)
+    seen = []
+
+    def parser(face):  # a parser that finds no face: nothing may be pasted
+        seen.append(face.shape)
+        return np.zeros(face.shape[:2], np.float32)
+
+    monkeypatch.setattr(restorer.face_helper, 'parser', parser)
+    _, restored, out = restorer.enhance(img, weight=1.0)
+    assert seen == [(512, 512, 3)] * len(restored) == [(512, 512, 3)] * 2
+    np.testing.assert_array_equal(out, plain)
 
 
 def test_weight_blends_restored_and_input_faces(restorer, data_dir):
