@@ -2,8 +2,11 @@
 generator features, bilinear -> clean conversion, decoder loading and export."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,6 +31,18 @@ MANIFEST_NETS = {
     'FacialComponentDiscriminator': dict(type='FacialComponentDiscriminator'),
 }
 PARITY_ARCHS = {'GFPGANv1Clean', 'GFPGANv1', 'StyleGAN2Discriminator', 'FacialComponentDiscriminator'}
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """Import scripts/<name>.py by path (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f'_script_{name}', REPO / 'scripts' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def assert_close_to_scale(out: torch.Tensor, ref: torch.Tensor, tol: float = 1e-4) -> None:
@@ -207,7 +222,7 @@ def test_bilinear_to_clean_conversion_gives_equal_outputs():
 
 
 def test_convert_script_writes_loadable_clean_weights(tmp_path):
-    from scripts.convert_gfpganv_to_clean import main
+    main = load_script('convert_gfpganv_to_clean').main
 
     torch.manual_seed(0)
     args = dict(out_size=16, num_style_feat=16, channel_multiplier=1, num_mlp=2, input_is_latent=True,
@@ -264,6 +279,31 @@ def test_all_archs_registered():
 
 
 # ---------------------------------------------------------------- deployment
+def test_to_channels_last_keeps_outputs():
+    from gfpgan.archs.gfpganv1_clean_arch import to_channels_last
+
+    torch.manual_seed(0)
+    net = GFPGANv1Clean(**TINY).eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        ref = net(x, randomize_noise=False)[0]
+        to_channels_last(net)
+        assert net.conv_body_first.weight.is_contiguous(memory_format=torch.channels_last)
+        out = net(x.contiguous(memory_format=torch.channels_last), randomize_noise=False)[0]
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_benchmark_script_sections(capsys):
+    bench = load_script('benchmark')
+    assert 'arch' in bench.SECTIONS
+    assert bench.main(['--list']) == 0
+    assert 'GFPGANv1Clean' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(['--sections', 'no_such_section'])
+    with pytest.raises(KeyError, match='twice'):
+        bench.section('arch', 'duplicate')(lambda args: '')
+
+
 def test_onnx_export_small_clean_with_dynamic_batch(tmp_path):
     onnx = pytest.importorskip('onnx')
     ort = pytest.importorskip('onnxruntime')

@@ -32,6 +32,19 @@ class StyleGAN2GeneratorCSFT(StyleGAN2GeneratorClean):
                               truncation_latent, inject_index, return_latents)
 
 
+def to_channels_last(net: nn.Module) -> nn.Module:
+    """Put every 4-D parameter/buffer in channels_last memory format, in place (returns `net`).
+
+    `net.to(memory_format=torch.channels_last)` fails on the 5-D modulated-conv weights of the
+    release layout; this skips them (the conv still runs channels_last when its input is).
+    Feed inputs as `x.contiguous(memory_format=torch.channels_last)`.
+    """
+    for tensor in [*net.parameters(), *net.buffers()]:
+        if tensor.ndim == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return net
+
+
 def _leaky_relu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu_(x, 0.2)
 
