@@ -25,7 +25,6 @@ sharded over ranks and reduced (upstream ran it on rank 0 only).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from collections import OrderedDict
@@ -85,16 +84,10 @@ class GFPGANModel(BaseModel):
     def __init__(self, opt: dict) -> None:
         super().__init__(opt)
         self.out_size = int(opt['network_g'].get('out_size', 512))
-        self.log_size = int(math.log2(self.out_size))
         self._setup_precision(opt.get('amp'))
         self.net_g = self.model_to_device(build_network(opt['network_g'], 'network_g'))
         self.print_network(self.net_g)
-        path = opt.get('path') or {}
-        if path.get('pretrain_network_g'):
-            strict = path.get('strict_load_g')
-            self.load_network(
-                self.net_g, path['pretrain_network_g'], strict is not False, path.get('param_key_g', 'params')
-            )
+        self._load_pretrained(self.net_g, 'g')
         self.net_g_ema = None
         if self.is_train:
             self.init_training_settings()
@@ -112,12 +105,12 @@ class GFPGANModel(BaseModel):
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
 
     def model_to_device(self, net: nn.Module) -> nn.Module:
-        """As BaseModel's, but channels_last converts only 4-D tensors (modulated convs keep 5-D weights,
-        which `Module.to(memory_format=...)` rejects)."""
-        if not self.channels_last:
-            return super().model_to_device(net)
-        _channels_last_(net.to(self.device))
-        if self.opt.get('dist') and any(p.requires_grad for p in net.parameters()):
+        """As BaseModel's, except that channels_last converts only 4-D tensors (modulated convs keep 5-D
+        weights, which `Module.to(memory_format=...)` rejects) and evaluation never wraps in DDP."""
+        net = net.to(self.device)
+        if self.channels_last:
+            _channels_last_(net)
+        if self.is_train and self.opt.get('dist') and any(p.requires_grad for p in net.parameters()):
             device_ids = [self.device.index] if self.device.type == 'cuda' else None
             net = DistributedDataParallel(
                 net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
@@ -130,7 +123,8 @@ class GFPGANModel(BaseModel):
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _load_pretrained(self, net: nn.Module, name: str, default_key: str | None = 'params') -> bool:
-        """Load `path.pretrain_network_<name>` (strict unless `strict_load_<name>: false`); False if none."""
+        """Load `path.pretrain_network_<name>`; False if none. Strict unless `strict_load_<name>: false`
+        (upstream files write `strict_load_g: ~`; a silent non-strict load would leave random weights)."""
         path = self.opt.get('path') or {}
         file = path.get(f'pretrain_network_{name}')
         if not file:
@@ -196,7 +190,8 @@ class GFPGANModel(BaseModel):
         self.cri_perceptual = optional_loss('perceptual_opt')
         self.cri_gan = optional_loss('gan_opt')
         self.pyramid_loss_weight = float(train_opt.get('pyramid_loss_weight', 0) or 0)
-        self.remove_pyramid_loss = train_opt.get('remove_pyramid_loss', float('inf'))
+        remove = train_opt.get('remove_pyramid_loss')
+        self.remove_pyramid_loss = float('inf') if remove is None else float(remove)
         self.comp_style_weight = float(train_opt.get('comp_style_weight', 0) or 0) if self.use_facial_disc else 0.0
         self.use_identity = 'network_identity' in self.opt
         self.identity_weight = float(train_opt.get('identity_weight', 0) or 0)
