@@ -402,6 +402,20 @@ class GANModel(BaseModel):
     def nondist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> dict:
         return self.fid_validation(dataloader, current_iter, tb_logger)
 
+    def sync_buffers(self) -> None:
+        """Give every rank rank 0's generator buffers (BatchNorm statistics).
+
+        Each rank updates its running statistics from its own batches, so without this the ranks'
+        eval-mode generators differ, and a sharded FID would not be the FID of the saved checkpoint.
+        """
+        if get_dist_info()[1] < 2:
+            return
+        import torch.distributed as dist
+
+        for net in (self.get_bare_model(self.net_g), self.net_g_ema):
+            for buf in (net.buffers() if net is not None else ()):
+                dist.broadcast(buf, src=0)
+
     def fid_options(self) -> dict:
         """`val.fid`: source (auto|fid_helper|pytorch_fid|random), weights_path, num_samples (default: the
         size of the real set), batch_size (64), seed (latents), cache_dir (default experiments/<name>/fid_cache)."""
@@ -420,6 +434,7 @@ class GANModel(BaseModel):
 
         start = time.time()
         fid_opt = self.fid_options()
+        self.sync_buffers()
         devices = [self.device] if self.device.type == 'cuda' else []
         with torch.random.fork_rng(devices=devices):
             if getattr(self, '_fid_extractor', None) is None:
