@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from gfpgan.face.weights import load_file_from_url, weights_dir
-from gfpgan.utils.image_io import IMG_EXTENSIONS, imread, imwrite
+from gfpgan.utils.image_io import imread, imwrite
 
 SAFE_SUFFIX = re.compile(r'^[A-Za-z0-9_.-]*$')
+COLOR_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')  # --ext auto keeps these
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -122,7 +123,7 @@ def restore_one(restorer, args, src: Path, stem: str, out_root: Path) -> int:
         imwrite(np.concatenate([crop, face], axis=1), inside(out_root, 'cmp', f'{stem}_{idx:02d}.png'))
     if restored_img is not None:
         ext = src.suffix.lower() if args.ext == 'auto' else f'.{args.ext}'
-        if ext not in IMG_EXTENSIONS:
+        if ext not in COLOR_EXTENSIONS:  # e.g. .pgm (gray only) or no extension
             ext = '.png'
         imwrite(restored_img, inside(out_root, 'restored_imgs', f'{stem}{suffix}{ext}'))
     return len(restored)
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     for src in tqdm(files, desc='Restoring', unit='img', file=sys.stderr):
         try:
             found = restore_one(restorer, args, src, stems[src], out_root)
-        except (Exception, MemoryError) as err:  # one bad file never stops the run
+        except Exception as err:  # one bad file (even a MemoryError) never stops the run
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
             if str(src) not in message:
                 message = f'{src}: {message}'

@@ -54,12 +54,6 @@ def face_regions(restorer: GFPGANer, shape: tuple[int, ...]) -> list[np.ndarray]
 def test_release_options_are_read_off_the_checkpoint():
     with torch.device('meta'):
         full = build_network(arch_options('clean'))
-    manifests = json.loads((Path(__file__).resolve().parents[2] / 'shared' / 'compat' /
-                            'state_dict_manifests.json').read_text()) if (
-        Path(__file__).resolve().parents[2] / 'shared' / 'compat').is_dir() else None
-    if manifests is not None:
-        manifest = next(v for k, v in manifests.items() if k.startswith('GFPGANv1Clean'))
-        assert {k: list(v.shape) for k, v in full.state_dict().items()} == manifest
     assert infer_clean_options(full.state_dict()) == arch_options('clean')
     for opt in (TINY, dict(TINY, out_size=64, channel_multiplier=2, narrow=0.25, different_w=False, sft_half=False)):
         with torch.device('meta'):
@@ -211,9 +205,28 @@ def test_background_upsampler_replaces_the_plain_resize(tiny_ckpt, data_dir):
     np.testing.assert_array_equal(out[~inside], expected[~inside])
 
 
-def test_fp16_on_cpu_is_refused(tiny_ckpt):
+def test_reduced_precision(tiny_ckpt, restorer):
     with pytest.raises(ValueError, match='fp16'):
         GFPGANer(str(tiny_ckpt), device='cpu', half=True)
+    bf16 = GFPGANer(str(tiny_ckpt), device='cpu', dtype='bf16')
+    assert next(bf16.gfpgan.parameters()).dtype == torch.bfloat16
+    face = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    full, half = restorer.restore_faces([face])[0], bf16.restore_faces([face])[0]
+    assert np.abs(full.astype(int) - half).mean() < 2  # same faces up to bf16 rounding
+
+
+@pytest.mark.parametrize('arch, channel_multiplier, manifest_prefix', [
+    ('clean', 2, 'GFPGANv1Clean_512'), ('original', 1, 'GFPGANv1_512'), ('bilinear', 2, None),
+    ('RestoreFormer', 2, None)])
+def test_every_release_arch_builds(arch, channel_multiplier, manifest_prefix, shared_dir):
+    with torch.device('meta'):
+        net = build_network(arch_options(arch, channel_multiplier))
+    if manifest_prefix:
+        manifests = json.loads((shared_dir / 'compat' / 'state_dict_manifests.json').read_text())
+        manifest = next(v for k, v in manifests.items() if k.startswith(manifest_prefix))
+        assert {k: list(v.shape) for k, v in net.state_dict().items()} == manifest
+    with pytest.raises(ValueError, match='Unknown arch'):
+        arch_options('v2')
 
 
 def test_weights_dir_is_absolute_and_never_the_cwd(tmp_path, monkeypatch):
