@@ -155,6 +155,10 @@ def _worker(rank: int, world: int, port: int, paths: list[str], out_dir: str) ->
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
     try:
         stats = fm.compute_stats(paths, tiny_extractor(), batch_size=2)
+        cache = os.path.join(out_dir, 'cache')
+        mu, _ = fm.reference_stats(os.path.dirname(paths[0]), tiny_extractor(), cache_dir=cache)  # rank 0 writes
+        dist.barrier()
+        mu_cached, _ = fm.reference_stats(os.path.dirname(paths[0]), tiny_extractor(), cache_dir=cache)  # all hit
         acc = MetricAccumulator()
         for i in range(rank, 5, world):  # per-sample values 0..4 split over ranks
             acc.update('psnr', float(i))
@@ -163,7 +167,8 @@ def _worker(rank: int, world: int, port: int, paths: list[str], out_dir: str) ->
         means = acc.reduce()
         if rank == 0:
             np.savez(os.path.join(out_dir, 'shard.npz'), sum=stats.sum.numpy(), outer=stats.outer.numpy(),
-                     count=stats.count.numpy(), psnr=means['psnr'], only_rank1=means['only_rank1'])
+                     count=stats.count.numpy(), psnr=means['psnr'], only_rank1=means['only_rank1'], mu=mu,
+                     mu_cached=mu_cached, cache_files=len(os.listdir(cache)))
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -179,6 +184,8 @@ def test_two_rank_sharded_stats_equal_single_process(tmp_path):
         np.testing.assert_allclose(shard['outer'], single.outer.numpy(), rtol=1e-12, atol=1e-12)
         assert float(shard['psnr']) == pytest.approx(2.0, abs=1e-12)  # mean of 0..4, as one process
         assert float(shard['only_rank1']) == pytest.approx(3.0, abs=1e-12)
+        np.testing.assert_allclose(shard['mu'], single.mean_cov()[0], rtol=1e-12)
+        assert np.array_equal(shard['mu'], shard['mu_cached']) and int(shard['cache_files']) == 1
 
 
 def test_metric_accumulator_single_process():

@@ -48,6 +48,6 @@ class GANLoss(nn.Module):
             return F.relu(1 - x) if target_is_real else F.relu(1 + x)
         return -x
 
-    def forward(self, input: torch.Tensor, target_is_real: bool, is_disc: bool = False) -> torch.Tensor:  # noqa: A002
+    def forward(self, input: torch.Tensor, target_is_real: bool, is_disc: bool = False) -> torch.Tensor:
         loss = weight_reduce_loss(self._elementwise(input, target_is_real, is_disc), None, self.reduction)
         return loss if is_disc else loss * self.loss_weight

@@ -233,14 +233,18 @@ def reference_stats(folder: str | os.PathLike, extractor: FIDFeatureExtractor,
                     cache_dir: str | os.PathLike | None = None, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma) of a reference folder, read from / written to `cache_dir` when given."""
     paths = list_images(folder)
-    cache_file = None
+    cache_file, cached = None, None
     if cache_dir is not None:
         key = stats_cache_key(paths, extractor.extractor_id)
         cache_file = Path(cache_dir) / f'fid_stats_{Path(folder).name}_{key[:20]}.npz'
         if cache_file.is_file():
             with np.load(cache_file, allow_pickle=False) as data:
                 if str(data['key']) == key:
-                    return data['mu'], data['sigma']
+                    cached = data['mu'], data['sigma']
+    # every rank must take the same branch (computing all-reduces): use the cache only if all ranks hit it
+    hits = all_reduce_sum(torch.tensor(float(cached is not None), dtype=torch.float64))
+    if cached is not None and int(hits) == get_dist_info()[1]:
+        return cached
     mu, sigma = compute_stats(paths, extractor, batch_size).mean_cov()
     if cache_file is not None and is_main_process():
         _write_npz(cache_file, mu=mu, sigma=sigma, key=np.array(key), count=np.array(len(paths)),
