@@ -359,3 +359,44 @@ def test_tiny_dcgan_training_lowers_fid(tmp_path):
     print(f'FID (random-feature) untrained {before:.4f} -> trained {after["fid"]:.4f}, EMA {after["fid_ema"]:.4f}')
     assert after['fid'] < 0.5 * before
     assert after['fid_ema'] < 0.5 * before
+
+
+def test_evaluation_mode_fid_of_a_saved_ema_generator(tmp_path):
+    """As gfpgan/test.py builds it (is_train false): the EMA weights loaded as net_g give the trained fid_ema."""
+    opt = _shapes_opt(tmp_path)
+    opt['datasets']['val']['num_samples'] = 32
+    opt['val']['fid']['num_samples'] = 32
+    torch.manual_seed(0)
+    model = build_model(opt)
+    loader = _loader(opt['datasets']['val'])
+    for it in range(1, 4):
+        model.feed_data(real_batch())
+        model.optimize_parameters(it)
+    trained = model.validation(loader, 3, None)
+    model.save(0, 3)
+    test_opt = _shapes_opt(tmp_path / 'eval')
+    test_opt['is_train'] = False
+    test_opt['val']['fid']['num_samples'] = 32
+    test_opt['path'] = {'results_root': str(tmp_path / 'results'), 'param_key_g': 'params_ema',
+                        'pretrain_network_g': str(tmp_path / 'models' / 'net_g_3.pth')}
+    evaluator = build_model(test_opt)
+    result = evaluator.validation(loader, 0, None)
+    assert set(result) == {'fid', '_count'}
+    assert result['fid'] == pytest.approx(trained['fid_ema'], rel=1e-9)
+
+
+@pytest.mark.parametrize('name', ['train_dcgan.yml', 'train_lightweight_gan.yml', 'train_dcgan_tiny.yml',
+                                  'train_lightweight_gan_tiny.yml'])
+def test_option_files_validate_and_build(name):
+    from gfpgan.archs import build_network
+    from gfpgan.utils.options import validate_options, yaml_load
+    opt = yaml_load(str(REPO / 'options' / name))
+    validate_options(opt, name, is_train=True)
+    size = opt['network_g']['image_size']
+    with torch.device('meta'):
+        g, d = build_network(opt['network_g']), build_network(opt['network_d'])
+        img = g(torch.zeros(2, opt['network_g']['latent_dim']))
+        assert img.shape == (2, 3, size, size)
+        assert d(img).shape[0] == 2
+    assert opt['datasets']['train'].get('image_size') == size
+    assert opt['train']['gan_opt']['type'] == 'GANLoss'

@@ -70,8 +70,11 @@ class GANModel(BaseModel):
         seed = int(opt.get('manual_seed') or 0)
         self.fixed_z = torch.randn(int(grids.get('num', 16)), self.latent_dim,
                                    generator=torch.Generator().manual_seed(seed + 2024))
+        low, high = (opt.get('train') or {}).get('data_range', (0, 1))
+        self.data_range = (float(low), float(high))  # of the datasets' `gt`; G works in [-1, 1]
         self.history: list[dict[str, float]] = []  # logged values at print iterations, for the loss curve
         self.net_g_ema = None
+        self.plateau_monitor = None
         if self.is_train:
             self.init_training_settings()
 
@@ -112,8 +115,6 @@ class GANModel(BaseModel):
         self.accumulate = int(train_opt.get('accumulate_grad_batches', 1))
         if self.accumulate < 1 or self.net_d_iters < 1 or self.net_d_reg_every < 1:
             raise ValueError('train: accumulate_grad_batches, net_d_iters and net_d_reg_every must be >= 1.')
-        low, high = train_opt.get('data_range', (0, 1))
-        self.data_range = (float(low), float(high))
         self._setup_diffaug(train_opt.get('diffaug'))
         self._setup_amp(train_opt.get('amp', self.opt.get('amp')))
 
@@ -466,7 +467,8 @@ class GANModel(BaseModel):
         cached = getattr(self, '_real_stats', {})
         if key in cached:
             return cached[key]
-        root = (self.opt.get('path') or {}).get('experiments_root') or '.'
+        path = self.opt.get('path') or {}
+        root = path.get('experiments_root') or path.get('results_root') or '.'
         cache_file = ev.real_stats_cache_file(fid_opt.get('cache_dir') or os.path.join(root, 'fid_cache'),
                                               dataloader.dataset, self._fid_extractor)
         hit = ev.load_cached_stats(cache_file)
