@@ -400,3 +400,62 @@ def test_option_files_validate_and_build(name):
         assert d(img).shape[0] == 2
     assert opt['datasets']['train'].get('image_size') == size
     assert opt['train']['gan_opt']['type'] == 'GANLoss'
+
+
+def test_ddp_skips_gradient_sync_on_all_but_the_last_micro_batch(tmp_path, monkeypatch):
+    """With DDP (a 1-process gloo group here), micro-batches 1..k-1 run under no_sync, the k-th syncs."""
+    import socket
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)
+    entered = []
+    original = DistributedDataParallel.no_sync
+
+    def counting_no_sync(self):
+        entered.append(type(self.module).__name__)
+        return original(self)
+
+    monkeypatch.setattr(DistributedDataParallel, 'no_sync', counting_no_sync)
+    try:
+        opt = make_opt(tmp_path, use_bn=False, accumulate_grad_batches=4)
+        opt['dist'] = True
+        torch.manual_seed(0)
+        model = build_model(opt)
+        assert isinstance(model.net_d, DistributedDataParallel) and isinstance(model.net_g, DistributedDataParallel)
+        before = params(model.net_g)
+        model.feed_data(real_batch(8))
+        model.optimize_parameters(1)
+        assert entered == ['DCGANDiscriminator'] * 3 + ['DCGANGenerator'] * 3
+        assert changed(before, model.net_g)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_loss_curve_is_skipped_with_a_warning_without_matplotlib(tmp_path, monkeypatch, caplog):
+    import builtins
+    import logging
+
+    model = build_model(make_opt(tmp_path))
+    model.feed_data(real_batch())
+    model.optimize_parameters(1)
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith('matplotlib'):
+            raise ImportError('No module named matplotlib')
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, '__import__', no_matplotlib)
+    logger = logging.getLogger('gfpgan')
+    logger.addHandler(caplog.handler)
+    try:
+        assert model.save_loss_curve() is None
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert 'No loss curve: matplotlib is not available' in caplog.text
+    assert not (tmp_path / 'vis' / 'loss_curve.png').exists()
