@@ -40,6 +40,7 @@ from gfpgan.archs import build_network
 from gfpgan.archs.diffaugment import AdaptiveAugmentProbability, DiffAugment
 from gfpgan.losses import build_loss
 from gfpgan.models.base_model import BaseModel
+from gfpgan.models.gan_evaluation import FIDValidationMixin
 from gfpgan.models.gan_sampling import generate, latent_dim_of, make_grid
 from gfpgan.models.lr_scheduler import build_scheduler
 from gfpgan.utils.checkpoint_io import atomic_write
@@ -54,7 +55,7 @@ def _set_requires_grad(net: nn.Module, flag: bool) -> None:
 
 
 @MODEL_REGISTRY.register()
-class GANModel(BaseModel):
+class GANModel(FIDValidationMixin, BaseModel):
     """Any `network_g` (latent -> image) against any `network_d` (image -> logits); see the module docstring."""
 
     def __init__(self, opt: dict) -> None:
@@ -395,122 +396,6 @@ class GANModel(BaseModel):
         atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
         plt.close(fig)
         return path
-
-    # ------------------------------------------------------------------ FID validation
-    def dist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> dict:
-        return self.fid_validation(dataloader, current_iter, tb_logger)
-
-    def nondist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> dict:
-        return self.fid_validation(dataloader, current_iter, tb_logger)
-
-    def sync_buffers(self) -> None:
-        """Give every rank rank 0's generator buffers (BatchNorm statistics).
-
-        Each rank updates its running statistics from its own batches, so without this the ranks'
-        eval-mode generators differ, and a sharded FID would not be the FID of the saved checkpoint.
-        """
-        if get_dist_info()[1] < 2:
-            return
-        import torch.distributed as dist
-
-        for net in (self.get_bare_model(self.net_g), self.net_g_ema):
-            for buf in (net.buffers() if net is not None else ()):
-                dist.broadcast(buf, src=0)
-
-    def fid_options(self) -> dict:
-        """`val.fid`: source (auto|fid_helper|pytorch_fid|random), weights_path, num_samples (default: the
-        size of the real set), batch_size (64), seed (latents), cache_dir (default experiments/<name>/fid_cache)."""
-        return dict((self.opt.get('val') or {}).get('fid') or {})
-
-    def fid_validation(self, dataloader: Any, current_iter: int, tb_logger: Any = None) -> dict:
-        """FID of the raw (`fid`) and EMA (`fid_ema`) generators against the loader's real images.
-
-        Every rank takes part (its shard of reals, its share of fakes). The global RNG is left untouched,
-        so a run that validates and one resumed from the checkpoint before it stay identical.
-        """
-        import time
-
-        from gfpgan.metrics.fid_metric import calculate_fid
-        from gfpgan.models import gan_evaluation as ev
-
-        start = time.time()
-        fid_opt = self.fid_options()
-        self.sync_buffers()
-        devices = [self.device] if self.device.type == 'cuda' else []
-        with torch.random.fork_rng(devices=devices):
-            if getattr(self, '_fid_extractor', None) is None:
-                self._fid_extractor = ev.build_gan_fid_extractor(fid_opt, self.device)
-            real = self._real_fid_stats(dataloader, fid_opt)
-            num = int(fid_opt.get('num_samples') or real[2])
-            results: dict[str, float] = {}
-            for tag, ema in (('fid', False), ('fid_ema', True)):
-                if ema and self.net_g_ema is None:
-                    continue
-                net = self.net_g_ema if ema else self.get_bare_model(self.net_g)
-                stats = ev.fake_feature_stats(net, self._fid_extractor, num, self.latent_dim,
-                                              int(fid_opt.get('seed', 0)), int(fid_opt.get('batch_size', 64)))
-                results[tag] = calculate_fid(*stats.mean_cov(), real[0], real[1])
-        results['_count'] = num
-        name = dataloader.dataset.opt.get('name', 'val') if hasattr(dataloader.dataset, 'opt') else 'val'
-        self._log_validation_metric_values(current_iter, name, results, tb_logger, time.time() - start)
-        self._keep_best(name, current_iter)
-        if self.is_train and self.plateau_monitor in results:
-            self.step_plateau(results[self.plateau_monitor])
-        return results
-
-    def _real_fid_stats(self, dataloader: Any, fid_opt: dict) -> tuple:
-        """(mu, sigma, count) of the real images: from memory, the cache file, or one sharded pass."""
-        from gfpgan.models import gan_evaluation as ev
-        from gfpgan.utils.dist import all_reduce_sum
-
-        key = id(dataloader.dataset)
-        cached = getattr(self, '_real_stats', {})
-        if key in cached:
-            return cached[key]
-        path = self.opt.get('path') or {}
-        root = path.get('experiments_root') or path.get('results_root') or '.'
-        cache_file = ev.real_stats_cache_file(fid_opt.get('cache_dir') or os.path.join(root, 'fid_cache'),
-                                              dataloader.dataset, self._fid_extractor)
-        hit = ev.load_cached_stats(cache_file)
-        everyone = all_reduce_sum(torch.tensor([float(hit is not None), 1.0], dtype=torch.float64))
-        if hit is not None and everyone[0] == everyone[1]:
-            stats = (hit[0], hit[1], len(dataloader.dataset))
-        else:
-            low, high = self.data_range
-            batches = (((d['gt'].float() - low) / (high - low)).clamp(0, 1) for d in dataloader)
-            feats = ev.real_feature_stats(batches, self._fid_extractor)
-            mu, sigma = feats.mean_cov()
-            stats = (mu, sigma, int(feats.count))
-            ev.save_cached_stats(cache_file, mu, sigma, stats[2])
-            self.logger.info(f'FID statistics of {stats[2]} real images cached in {cache_file}.')
-        self._real_stats = {**cached, key: stats}
-        return stats
-
-    def _update_best_metric_result(self, dataset_name: str, metric: str, value: float, current_iter: int) -> bool:
-        """As BaseModel, with every FID variant (fid, fid_ema) lower-is-better."""
-        if not metric.startswith('fid'):
-            return super()._update_best_metric_result(dataset_name, metric, value, current_iter)
-        best = self.best_metric_results.setdefault(dataset_name, {}).get(metric)
-        if math.isnan(value) or (best is not None and value >= best['val']):
-            return False
-        self.best_metric_results[dataset_name][metric] = {'val': value, 'iter': current_iter}
-        return True
-
-    def _keep_best(self, dataset_name: str, current_iter: int) -> None:
-        """`val.keep_best: true | fid | fid_ema | {metric: ...}`: write models/net_g_best.pth on a new best."""
-        keep = (self.opt.get('val') or {}).get('keep_best')
-        if not keep or not self.is_train:
-            return
-        metric = keep.get('metric', 'fid') if isinstance(keep, dict) else ('fid' if keep is True else keep)
-        if metric not in ('fid', 'fid_ema'):
-            raise KeyError(f'val.keep_best: {metric!r} is not fid or fid_ema.')
-        if metric in getattr(self, 'improved_metrics', ()):
-            if self.net_g_ema is not None:
-                self.save_network([self.net_g, self.net_g_ema], 'net_g', 'best', ['params', 'params_ema'])
-            else:
-                self.save_network(self.net_g, 'net_g', 'best')
-            value = self.best_metric_results[dataset_name][metric]['val']
-            self.logger.info(f'New best {metric}: {value:.4f} @ iter {current_iter}: net_g_best.pth')
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, epoch: int, current_iter: int) -> None:
