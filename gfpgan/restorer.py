@@ -23,6 +23,7 @@ from torch import nn
 
 from gfpgan.archs import build_network
 from gfpgan.face.face_restore_helper import FaceRestoreHelper
+from gfpgan.face.weights import load_file_from_url
 from gfpgan.utils.checkpoint_io import extract_state_dict, load_checkpoint, load_weights
 from gfpgan.utils.image_io import to_bgr
 
@@ -105,7 +106,8 @@ class GFPGANer:
     """Face restoration with a GFPGAN-family generator.
 
     Args:
-        model_path: release-style checkpoint (`params_ema`, else `params`, else a bare state dict).
+        model_path: release-style checkpoint (`params_ema`, else `params`, else a bare state dict), or
+            its URL (fetched into the weights folder once, see `gfpgan.face.weights`).
         upscale: output size / input size of `enhance`'s whole image.
         arch: 'clean' (v1.2-v1.4), 'original' (v1), 'bilinear' or 'RestoreFormer'.
         channel_multiplier: 2 for the clean releases, 1 for v1.
@@ -137,6 +139,8 @@ class GFPGANer:
         self.batch_size = batch_size
         self.max_output_megapixels = max_output_megapixels
         if net is None:
+            if str(model_path).startswith(('https://', 'http://')):  # upstream accepted release URLs here
+                model_path = load_file_from_url(str(model_path), weights_dir)
             net, opt = self._build(model_path, arch, channel_multiplier, net_opt)
         else:
             opt = {'out_size': getattr(net, 'out_size', None) or (net_opt or {}).get('out_size')}
