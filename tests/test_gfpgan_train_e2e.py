@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from gfpgan.utils.checkpoint_io import load_checkpoint
@@ -146,3 +147,23 @@ def test_tiny_training_beats_the_degraded_input(tmp_path, data_dir):
     log = next((tmp_path / 'experiments' / 'fit').glob('train_fit_*.log')).read_text()
     restored = logged_metrics(log)['ffhq_sample_val']['psnr']
     assert restored > input_psnr + 0.5, (restored, input_psnr)
+
+
+@pytest.mark.slow
+def test_auto_resume_is_bit_exact(tmp_path, data_dir):
+    """2 iterations + --auto_resume to 3 gives the weights of 3 straight iterations (every network)."""
+    train = [sys.executable, str(REPO / 'gfpgan' / 'train.py')]
+    runs = {}
+    for name, steps in (('straight', [3]), ('resumed', [2, 3])):
+        opt_path = write_tiny(tmp_path, data_dir, name, iters=3, val_freq=100)
+        for i, iters in enumerate(steps):
+            args = ['-opt', str(opt_path), '--force_yml', f'train:total_iter={iters}', 'logger:save_checkpoint_freq=2']
+            proc = subprocess.run(train + args + (['--auto_resume'] if i else []), cwd=tmp_path, env=_env(),
+                                  capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr[-4000:]
+        runs[name] = tmp_path / 'experiments' / name / 'models'
+    for label in ('net_g', 'net_d', 'net_d_left_eye', 'net_d_mouth'):
+        a = load_checkpoint(runs['straight'] / f'{label}_latest.pth')
+        b = load_checkpoint(runs['resumed'] / f'{label}_latest.pth')
+        for key in a:
+            assert all(torch.equal(a[key][n], b[key][n]) for n in a[key]), (label, key)

@@ -130,7 +130,10 @@ class GFPGANModel(BaseModel):
         if not file:
             return False
         strict = path.get(f'strict_load_{name}') is not False
-        self.load_network(net, file, strict, path.get(f'param_key_{name}', default_key))
+        key = path.get(f'param_key_{name}', default_key)
+        if self.is_train and path.get('resume_state') and name == 'g':
+            key = 'params'  # resuming: the trained weights, not param_key_g (often params_ema, as upstream)
+        self.load_network(net, file, strict, key)
         return True
 
     def init_training_settings(self) -> None:
