@@ -459,3 +459,21 @@ def test_loss_curve_is_skipped_with_a_warning_without_matplotlib(tmp_path, monke
         logger.removeHandler(caplog.handler)
     assert 'No loss curve: matplotlib is not available' in caplog.text
     assert not (tmp_path / 'vis' / 'loss_curve.png').exists()
+
+
+def test_resume_loads_the_trained_weights_not_param_key_g(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(make_opt(tmp_path, ema_decay=0.5))
+    for it in (1, 2):
+        model.feed_data(real_batch())
+        model.optimize_parameters(it)
+    model.save(0, 2)
+    ckpt = str(tmp_path / 'models' / 'net_g_2.pth')
+    fresh_opt = make_opt(tmp_path, ema_decay=0.5)
+    fresh_opt['path'].update(pretrain_network_g=ckpt, param_key_g='params_ema')  # fine-tune from the EMA weights
+    fresh = build_model(fresh_opt)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.net_g.parameters(), model.net_g_ema.parameters()))
+    fresh_opt['path']['resume_state'] = str(tmp_path / 'states' / '2.state')  # resuming: the raw weights
+    resumed = build_model(fresh_opt)
+    assert all(torch.equal(a, b) for a, b in zip(resumed.net_g.parameters(), model.net_g.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.net_g_ema.parameters(), model.net_g_ema.parameters()))

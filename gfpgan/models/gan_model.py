@@ -65,8 +65,10 @@ class GANModel(FIDValidationMixin, BaseModel):
         self.latent_dim = latent_dim_of(self.get_bare_model(self.net_g), opt['network_g'])
         path = opt.get('path') or {}
         if path.get('pretrain_network_g'):
-            self.load_network(self.net_g, path['pretrain_network_g'], path.get('strict_load_g', True),
-                              path.get('param_key_g', 'params'))
+            key = path.get('param_key_g', 'params')
+            if self.is_train and path.get('resume_state'):
+                key = 'params'  # resuming: the trained weights, whatever param_key_g picks for a fresh start
+            self.load_network(self.net_g, path['pretrain_network_g'], path.get('strict_load_g', True), key)
         grids = (opt.get('val') or {}).get('grids') or {}
         seed = int(opt.get('manual_seed') or 0)
         self.fixed_z = torch.randn(int(grids.get('num', 16)), self.latent_dim,
