@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                             bg_upsampler=build_bg_upsampler(args), device=args.device, dtype=args.dtype,
                             detector=args.detector, weights_dir=str(weights_dir(args.weights_dir)),
                             max_output_megapixels=args.max_megapixels, use_parse=args.parse)
+        if not args.aligned:
+            restorer.face_helper.detector  # noqa: B018 - build it now: a missing detector file fails once, here
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

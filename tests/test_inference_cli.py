@@ -141,6 +141,10 @@ def test_missing_input_and_missing_weights_are_clear(tiny_ckpt, tmp_path, capsys
     assert code == 2
     assert 'https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth' in err
     assert str(weights / 'GFPGANv1.4.pth') in err
+    code, _, err = run(['-i', str(tmp_path), '-o', str(tmp_path / 'o'), '--model_path', str(tiny_ckpt),
+                        '--detector', 'retinaface', '--weights_dir', str(weights)], capsys)
+    assert code == 2 and 'detection_Resnet50_Final.pth' in err and 'facexlib/releases' in err
+    assert not (tmp_path / 'o').exists()
 
 
 def test_export_onnx_matches_pytorch(tiny_ckpt, tmp_path, capsys):

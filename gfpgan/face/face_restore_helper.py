@@ -33,10 +33,17 @@ class FaceRestoreHelper:
             raise ValueError(f'upscale must be > 0, got {upscale}.')
         self.upscale = upscale
         self.face_size = face_size
-        self.detector = build_detector(detector, weights_folder) if isinstance(detector, str) else detector
+        self._detector = detector  # a name is built on first use: aligned-only runs never load it
+        self._weights_folder = weights_folder
         self.min_eye_distance = min_eye_distance
         self.parser = parser
         self.clean_all()
+
+    @property
+    def detector(self) -> FaceDetector:
+        if isinstance(self._detector, str):
+            self._detector = build_detector(self._detector, self._weights_folder)
+        return self._detector
 
     def clean_all(self) -> None:
         self.input_img: np.ndarray | None = None
