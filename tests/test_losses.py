@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gfpgan.archs.identity_embedding import gray_resize_for_identity
 from gfpgan.losses import build_loss
 from gfpgan.losses.basic_loss import CharbonnierLoss, L1Loss, MSELoss, PerceptualLoss, gram_matrix
 from gfpgan.losses.gan_loss import GANLoss
-from gfpgan.losses.identity_loss import IdentityLoss, gray_resize_for_identity
+from gfpgan.losses.identity_loss import IdentityLoss
 from gfpgan.losses.regularizers import dragan_penalty, g_path_regularize, gradient_penalty_loss, r1_penalty
 from gfpgan.utils.checkpoint_io import save_checkpoint
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gfpgan.losses.identity_loss import build_embedding_network, gray_resize_for_identity
+from gfpgan.archs.identity_embedding import build_embedding_network, gray_resize_for_identity
 from gfpgan.utils.registry import METRIC_REGISTRY
 
 _NETWORKS: dict[str, nn.Module] = {}  # built once per (network options, weights) per process

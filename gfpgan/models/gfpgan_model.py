@@ -36,9 +36,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gfpgan.archs import build_network
+from gfpgan.archs.identity_embedding import gray_resize_for_identity
 from gfpgan.losses import build_loss
 from gfpgan.losses.basic_loss import gram_matrix
-from gfpgan.losses.identity_loss import gray_resize_for_identity
 from gfpgan.models.base_model import BaseModel
 from gfpgan.utils.dist import all_reduce_sum, get_dist_info
 from gfpgan.utils.image_io import imwrite, tensor2img
@@ -554,7 +554,7 @@ class GFPGANModel(BaseModel):
             return self.network_identity
         cache = self.__dict__.setdefault('_identity_metric_nets', {})
         if name not in cache:
-            from gfpgan.losses.identity_loss import build_embedding_network
+            from gfpgan.archs.identity_embedding import build_embedding_network
 
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
