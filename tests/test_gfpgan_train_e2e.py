@@ -110,9 +110,11 @@ def test_torchrun_two_processes_matches_one_process_evaluation(tmp_path, data_di
         table = {row['dataset']: row for row in csv.DictReader(f)}
     for dataset in ('ffhq_sample_val', 'cropped_faces_val'):
         assert int(table[dataset]['images']) == ddp[dataset]['_count']
-        for metric in ('psnr', 'ssim'):
+        metrics = ('psnr', 'ssim', 'deg') + (('fid',) if dataset == 'cropped_faces_val' else ())
+        for metric in metrics:
             # the log prints 4 decimals; the table 6
             assert float(table[dataset][metric]) == pytest.approx(ddp[dataset][metric], abs=6e-5), (dataset, metric)
+    assert ddp['cropped_faces_val']['fid'] > 0 and ddp['cropped_faces_val']['deg'] > 0
     ckpt = load_checkpoint(exp / 'models' / 'net_g_latest.pth')
     assert set(ckpt) == {'params', 'params_ema'}
 
