@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--ext', default='auto', choices=['auto', 'jpg', 'png'],
                    help='image extension: auto keeps the input extension')
     p.add_argument('-w', '--weight', type=float, default=0.5,
-                   help='blend of restored and input face: 1 = restored only, 0 = input (upstream ignored it)')
+                   help='restored share of each face: 1 = network output only (what upstream always gave; '
+                        'it ignored -w), 0 = input face, default 0.5 = half of each')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda when available)')
     p.add_argument('--dtype', default=None, choices=['fp32', 'fp16', 'bf16'], help='generator precision')
     p.add_argument('--weights_dir', default=None,
