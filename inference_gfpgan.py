@@ -43,9 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--aligned', action='store_true', help='inputs are aligned face crops')
     p.add_argument('--ext', default='auto', choices=['auto', 'jpg', 'png'],
                    help='image extension: auto keeps the input extension')
-    p.add_argument('-w', '--weight', type=float, default=0.5,
-                   help='restored share of each face: 1 = network output only (what upstream always gave; '
-                        'it ignored -w), 0 = input face, default 0.5 = half of each')
+    p.add_argument('-w', '--weight', type=float, default=1.0,
+                   help='restored share of each face: 1 (default) = network output only, what upstream always '
+                        'gave (it ignored -w); 0 = input face; 0.5 = half of each')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda when available)')
     p.add_argument('--dtype', default=None, choices=['fp32', 'fp16', 'bf16'], help='generator precision')
     p.add_argument('--weights_dir', default=None,

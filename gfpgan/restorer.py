@@ -217,7 +217,7 @@ class GFPGANer:
 
     @torch.no_grad()
     def enhance(self, img: np.ndarray, has_aligned: bool = False, only_center_face: bool = False,
-                paste_back: bool = True, weight: float = 0.5):
+                paste_back: bool = True, weight: float = 1.0):
         """Restore the faces of a BGR image; returns `(cropped_faces, restored_faces, restored_img)`.
 
         `has_aligned`: `img` is already an aligned face crop (resized to `face_size`); `restored_img`
