@@ -180,6 +180,31 @@ def test_clean_modulated_conv_matches_per_sample_weight_reference():
         torch.testing.assert_close(out, torch.cat(refs), rtol=1e-5, atol=1e-5)
 
 
+def test_original_modulated_conv_matches_per_sample_grouped_weights():
+    """Upstream runs one weight copy per sample (grouped conv); ours modulates activations instead."""
+    import torch.nn.functional as F
+
+    from gfpgan.archs.stylegan2_arch import ModulatedConv2d
+
+    torch.manual_seed(0)
+    for sample_mode, demodulate in [('upsample', True), ('downsample', True), (None, True), (None, False)]:
+        conv = ModulatedConv2d(6, 5, 3, num_style_feat=8, demodulate=demodulate, sample_mode=sample_mode)
+        x, style = torch.randn(3, 6, 8, 8), torch.randn(3, 8)
+        refs = []
+        for i in range(3):
+            w = conv.weight[0] * conv.scale * conv.modulation(style[i:i + 1]).view(1, 6, 1, 1)
+            if demodulate:
+                w = w * torch.rsqrt(w.pow(2).sum([1, 2, 3], keepdim=True) + 1e-8)
+            xi = x[i:i + 1]
+            if sample_mode == 'upsample':
+                refs.append(conv.smooth(F.conv_transpose2d(xi, w.transpose(0, 1), stride=2)))
+            elif sample_mode == 'downsample':
+                refs.append(F.conv2d(conv.smooth(xi), w, stride=2))
+            else:
+                refs.append(F.conv2d(xi, w, padding=1))
+        torch.testing.assert_close(conv(x, style), torch.cat(refs), rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------- GFPGAN networks
 @pytest.mark.parametrize('cls', [GFPGANv1, GFPGANv1Clean, GFPGANBilinear], ids=lambda c: c.__name__)
 def test_gfpgan_forward_contract(cls):
@@ -304,11 +329,12 @@ def test_benchmark_script_sections(capsys):
         bench.section('arch', 'duplicate')(lambda args: '')
 
 
-def test_onnx_export_small_clean_with_dynamic_batch(tmp_path):
+@pytest.mark.parametrize('cls', [GFPGANv1Clean, GFPGANv1], ids=lambda c: c.__name__)
+def test_onnx_export_small_config_with_dynamic_batch(tmp_path, cls):
     onnx = pytest.importorskip('onnx')
     ort = pytest.importorskip('onnxruntime')
     torch.manual_seed(0)
-    net = GFPGANv1Clean(**{**TINY, 'input_is_latent': True}).eval()
+    net = cls(**{**TINY, 'input_is_latent': True}).eval()
 
     class ImageOnly(torch.nn.Module):
         def __init__(self, inner):
@@ -325,7 +351,7 @@ def test_onnx_export_small_clean_with_dynamic_batch(tmp_path):
     )
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert not any('Random' in op for op in ops), ops  # fixed noise: the graph is deterministic
-    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    x = torch.rand(3, 3, 16, 16) * 2 - 1  # exported at batch 1, run at batch 3
     (out,) = ort.InferenceSession(str(path)).run(None, {'input': x.numpy()})
     with torch.no_grad():
         assert_close_to_scale(torch.from_numpy(out), net(x, randomize_noise=False)[0], tol=1e-4)

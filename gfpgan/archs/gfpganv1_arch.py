@@ -7,7 +7,7 @@ checkpoints of `options/train_gfpgan_v1.yml` load with `strict=True`. Also holds
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -114,8 +114,17 @@ class ResUpBlock(nn.Module):
         return (self.conv2(self.conv1(x)) + self.skip(x)) / SQRT2
 
 
-def sft_branches(channels: dict[str, int], log_size: int, sft_half: bool, conv, act) -> tuple[nn.ModuleList, ...]:
-    """The SFT condition nets: per resolution conv-act-conv for scale (bias init 1) and shift (bias init 0)."""
+def sft_branches(
+    channels: dict[str, int],
+    log_size: int,
+    sft_half: bool,
+    conv: Callable[..., nn.Module],
+    act: Callable[[], nn.Module],
+) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """The SFT condition nets: per resolution conv-act-conv for scale (bias init 1) and shift (bias init 0).
+
+    `conv(in_ch, out_ch, bias_init=...)` builds a 3x3 conv of the variant (equalized-lr or plain).
+    """
     scales, shifts = nn.ModuleList(), nn.ModuleList()
     for i in range(3, log_size + 1):
         ch = channels[f'{2**i}']
@@ -134,8 +143,14 @@ def load_decoder(decoder: nn.Module, path: str | None, fix: bool) -> None:
             param.requires_grad_(False)
 
 
-def unet_forward(net: nn.Module, x: torch.Tensor, return_latents: bool, return_rgb: bool, randomize_noise: bool,
-                 first_act=None):
+def unet_forward(
+    net: nn.Module,
+    x: torch.Tensor,
+    return_latents: bool,
+    return_rgb: bool,
+    randomize_noise: bool,
+    first_act: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple:
     """The GFPGAN forward shared by all variants: encode, style code, decode with SFT conditions.
 
     Returns (image, [rgb per U-Net scale]) and, with `return_latents`, also the decoder's latent.

@@ -182,23 +182,24 @@ class ScaledLeakyReLU(nn.Module):
         return F.leaky_relu(x, self.negative_slope) * SQRT2
 
 
-def modulate_weight(
-    weight: torch.Tensor, style: torch.Tensor, scale: float, demodulate: bool, eps: float
-) -> torch.Tensor:
-    """Per-sample conv weight (b, out, in, k, k): `scale * weight * style`, optionally demodulated.
+def demodulation(style: torch.Tensor, weight: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(b, out, 1, 1) factors that give every per-sample filter `weight * style` unit norm.
 
-    Demodulation rescales each output filter to unit norm, replacing AdaIN's instance norm.
+    |w[o] * s|^2 summed over (in, k, k) equals (s^2) @ (sum_k w^2)^T, so the per-sample weights
+    never need to exist: modulated convs here scale the input channels by the style, run one conv
+    with the shared weight, and multiply the output channels by this factor. That is the same
+    arithmetic as upstream's grouped conv with one weight copy per sample, but the batch shares a
+    plain conv (faster for batches, and exportable: the conv weight is a parameter, not computed).
+    Demodulation replaces AdaIN's instance norm.
     """
-    weight = weight * (style[:, None, :, None, None] * scale)
-    if demodulate:
-        weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4], keepdim=True) + eps)
-    return weight
+    b = style.shape[0]
+    return torch.rsqrt(style.pow(2) @ weight.pow(2).sum([2, 3]).t() + eps).view(b, -1, 1, 1)
 
 
 class ModulatedConv2d(nn.Module):
     """StyleGAN2 modulated conv; up/down sampling by a stride-2 (transposed) conv + FIR blur.
 
-    Runs as one grouped conv over the batch (one group per sample, each with its own weight).
+    Modulates the input channels and demodulates the output ones (see `demodulation`).
     """
 
     def __init__(
@@ -227,21 +228,19 @@ class ModulatedConv2d(nn.Module):
         self.padding = kernel_size // 2
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        k, o = self.kernel_size, self.out_channels
-        weight = modulate_weight(self.weight, self.modulation(style), self.scale, self.demodulate, self.eps)
+        b, c = x.shape[:2]
+        style = self.modulation(style)  # (b, in)
+        weight = self.weight[0] * self.scale  # (out, in, k, k), shared by the batch
+        x = x * style.view(b, c, 1, 1)
         if self.sample_mode == 'upsample':
-            # conv_transpose2d wants (in, out/groups, k, k) per group
-            weight = weight.transpose(1, 2).reshape(b * c, o, k, k)
-            out = F.conv_transpose2d(x.reshape(1, b * c, h, w), weight, stride=2, groups=b)
-            return self.smooth(out.view(b, o, *out.shape[2:]))
-        weight = weight.reshape(b * o, c, k, k)
-        if self.sample_mode == 'downsample':
-            x = self.smooth(x)
-            out = F.conv2d(x.reshape(1, b * c, *x.shape[2:]), weight, stride=2, groups=b)
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        elif self.sample_mode == 'downsample':
+            out = F.conv2d(self.smooth(x), weight, stride=2)
         else:
-            out = F.conv2d(x.reshape(1, b * c, h, w), weight, padding=self.padding, groups=b)
-        return out.view(b, o, *out.shape[2:])
+            out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            out = out * demodulation(style, weight, self.eps)
+        return self.smooth(out) if self.sample_mode == 'upsample' else out
 
     def extra_repr(self) -> str:
         return (

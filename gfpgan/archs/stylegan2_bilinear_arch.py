@@ -17,21 +17,21 @@ from gfpgan.archs.stylegan2_arch import (
     EqualLinear,
     NormStyleCode,
     StyleGAN2GeneratorBase,
+    demodulation,
     inject_noise,
-    modulate_weight,
     stylegan2_channels,
 )
 from gfpgan.ops.fused_act import FusedLeakyReLU
 from gfpgan.utils.registry import ARCH_REGISTRY
 
 
-def interpolate2x(x: torch.Tensor, mode: str, factor: float = 2) -> torch.Tensor:
+def interpolate_by(x: torch.Tensor, mode: str, factor: float = 2) -> torch.Tensor:
     """Resample by `factor` with `mode` ('bilinear' uses align_corners=False, as upstream)."""
     return F.interpolate(x, scale_factor=factor, mode=mode, align_corners=None if mode == 'nearest' else False)
 
 
 class ModulatedConv2d(nn.Module):
-    """Equalized-lr modulated conv; up/down sampling by interpolating the input first."""
+    """Equalized-lr modulated conv (input modulation + output demodulation); resamples the input first."""
 
     def __init__(
         self,
@@ -57,13 +57,13 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
-        weight = modulate_weight(self.weight, self.modulation(style), self.scale, self.demodulate, self.eps)
-        weight = weight.reshape(b * self.out_channels, c, self.kernel_size, self.kernel_size)
+        style = self.modulation(style)
+        weight = self.weight[0] * self.scale
+        x = x * style.view(b, c, 1, 1)  # before the upsampling: cheaper, and equal (it acts per channel)
         if self.sample_mode is not None:
-            x = interpolate2x(x, self.interpolation_mode, 2 if self.sample_mode == 'upsample' else 0.5)
-        h, w = x.shape[2:]
-        out = F.conv2d(x.reshape(1, b * c, h, w), weight, padding=self.padding, groups=b)
-        return out.view(b, self.out_channels, *out.shape[2:])
+            x = interpolate_by(x, self.interpolation_mode, 2 if self.sample_mode == 'upsample' else 0.5)
+        out = F.conv2d(x, weight, padding=self.padding)
+        return out * demodulation(style, weight, self.eps) if self.demodulate else out
 
 
 class StyleConv(nn.Module):
@@ -95,7 +95,7 @@ class ToRGB(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         out = self.modulated_conv(x, style) + self.bias
         if skip is not None:
-            out = out + (interpolate2x(skip, self.interpolation_mode) if self.upsample else skip)
+            out = out + (interpolate_by(skip, self.interpolation_mode) if self.upsample else skip)
         return out
 
 

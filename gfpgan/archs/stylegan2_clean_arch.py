@@ -19,6 +19,7 @@ from gfpgan.archs.stylegan2_arch import (
     ConstantInput,
     NormStyleCode,
     StyleGAN2GeneratorBase,
+    demodulation,
     stylegan2_channels,
 )
 from gfpgan.utils.registry import ARCH_REGISTRY
@@ -83,9 +84,7 @@ class ModulatedConv2d(nn.Module):
         x = resample(x * style.view(b, c, 1, 1), self.sample_mode)
         out = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
-            # |w * s|^2 summed over (in, k, k) == (s^2) @ (sum_k w^2)^T: demodulate the output channels
-            scale = torch.rsqrt(style.pow(2) @ weight.pow(2).sum([2, 3]).t() + self.eps) * gain  # (b, out)
-            scale = scale.view(b, -1, 1, 1)
+            scale = demodulation(style, weight, self.eps) * gain
             return out * scale if bias is None else torch.addcmul(bias, out, scale)
         if gain != 1.0:
             out = out * gain

@@ -2,7 +2,7 @@
 
 This is the resampling primitive of the original StyleGAN2 (blur before a stride-2 conv, after a
 transposed conv, and for upsampling the RGB skip). Upstream needs a compiled CUDA extension for
-speed; here it is one zero-insertion, one pad/crop and one depthwise strided conv, which gives the
+speed; here it is one zero-insertion, one pad/crop and one strided single-channel conv, which gives the
 same numbers on any device, exports to ONNX and needs nothing compiled.
 """
 from __future__ import annotations
@@ -74,7 +74,9 @@ def upfirdn2d(
             f'upfirdn2d: padded input {tuple(x.shape[-2:])} is smaller than the kernel {(kh, kw)}; '
             'increase pad or use a larger input.'
         )
-    weight = torch.flip(kernel, [0, 1]).to(dtype=x.dtype, device=x.device)
-    weight = weight.view(1, 1, kh, kw).expand(c, 1, kh, kw)
-    # A strided conv computes only the samples that the downsampling keeps.
-    return F.conv2d(x, weight, stride=(down_y, down_x), groups=c)
+    weight = torch.flip(kernel, [0, 1]).to(dtype=x.dtype, device=x.device).view(1, 1, kh, kw)
+    # Every channel is filtered alike: fold channels into the batch and run one single-channel conv
+    # (a static weight shape, which ONNX export needs); the stride computes only the kept samples.
+    hp, wp = x.shape[-2:]
+    out = F.conv2d(x.reshape(n * c, 1, hp, wp), weight, stride=(down_y, down_x))
+    return out.view(n, c, *out.shape[-2:])
