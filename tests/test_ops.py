@@ -178,6 +178,7 @@ def test_roi_align_box_list_format_gradient_and_dispatch():
     rois = torch.tensor([[0, 1.0, 1.0, 9.0, 9.0], [1, 2.0, 3.0, 12.0, 10.0], [1, 0.0, 0.0, 5.0, 5.0]])
     out = roi_align(feat, per_image, 4)
     torch.testing.assert_close(out, roi_align(feat, rois, (4, 4)))
+    torch.testing.assert_close(out, roi_align(feat, rois, 4.0))  # 80 * face_ratio style sizes
     assert out.shape == (3, 2, 4, 4)
     out.sum().backward()
     assert feat.grad[0].abs().sum() > 0 and feat.grad[1].abs().sum() > 0
@@ -189,5 +190,7 @@ def test_roi_align_bad_boxes():
     feat = torch.randn(1, 1, 8, 8)
     with pytest.raises(ValueError, match='Tensor\\[K, 5\\]'):
         roi_align_pure(feat, torch.zeros(2, 4), 2)
+    with pytest.raises(ValueError, match='output_size'):
+        roi_align_pure(feat, torch.zeros(1, 5), 2.5)
     with pytest.raises(IndexError, match='batch index 3'):
         roi_align_pure(feat, torch.tensor([[3, 0.0, 0.0, 4.0, 4.0]]), 2)

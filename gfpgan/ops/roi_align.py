@@ -41,6 +41,14 @@ def _boxes_to_rois(boxes: Boxes, ref: Tensor) -> Tensor:
     return torch.cat(rois, dim=0)
 
 
+def _output_hw(output_size: int | float | Sequence[int]) -> tuple[int, int]:
+    """(height, width) from an int (or an integral float, as `80 * face_ratio` gives) or a pair."""
+    sizes = [output_size, output_size] if isinstance(output_size, (int, float)) else list(output_size)
+    if len(sizes) != 2 or any(float(v) != int(v) or int(v) < 1 for v in sizes):
+        raise ValueError(f'roi_align output_size must be a positive int or an (h, w) pair; got {output_size!r}.')
+    return int(sizes[0]), int(sizes[1])
+
+
 def _interp_matrix(start: Tensor, size: Tensor, bins: int, grid: int, length: int) -> Tensor:
     """(bins, length) matrix averaging the bilinear samples of each bin along one axis (torchvision rules)."""
     dtype, device = start.dtype, start.device
@@ -74,7 +82,7 @@ def roi_align_pure(
     """Pure-PyTorch RoIAlign, same arguments and results as `torchvision.ops.roi_align`."""
     if input.ndim != 4:
         raise ValueError(f'roi_align expects a 4-D (N, C, H, W) input; got shape {tuple(input.shape)}.')
-    ph, pw = (output_size, output_size) if isinstance(output_size, int) else (int(s) for s in output_size)
+    ph, pw = _output_hw(output_size)
     rois = _boxes_to_rois(boxes, input)
     n, c, h, w = input.shape
     coord_dtype = input.dtype if input.dtype in (torch.float32, torch.float64) else torch.float32
@@ -112,5 +120,5 @@ def roi_align(
     Returns (K, C, *output_size). Uses torchvision's kernel when available, else `roi_align_pure`.
     """
     if _tv_roi_align is not None:
-        return _tv_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned)
+        return _tv_roi_align(input, boxes, _output_hw(output_size), spatial_scale, sampling_ratio, aligned)
     return roi_align_pure(input, boxes, output_size, spatial_scale, sampling_ratio, aligned)
