@@ -80,9 +80,52 @@ def time_call(fn: Callable[[], object], warmup: int, iters: int, cuda: bool) -> 
 
 
 # ---------------------------------------------------------------- arch: GFPGANv1Clean forward
+UPSTREAM_LABEL = 'fp32, upstream-style structure (reference)'
+
+
+@contextlib.contextmanager
+def upstream_structure():
+    """Run GFPGANv1Clean the way upstream's code is structured, to time it against ours.
+
+    Upstream builds a per-sample modulated weight and runs a grouped conv (one group per sample),
+    and upsamples before the 1x1 skip conv; ours shares one conv over the batch and runs the skip
+    conv on the smaller grid. Same arithmetic, so the outputs agree to float rounding.
+    """
+    import torch.nn.functional as F
+
+    from gfpgan.archs import gfpganv1_clean_arch, stylegan2_clean_arch
+
+    def grouped_modulated_conv(self, x, style, gain=1.0, bias=None):
+        b, c = x.shape[:2]
+        k, o = self.kernel_size, self.out_channels
+        weight = self.weight * self.modulation(style).view(b, 1, c, 1, 1)
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4], keepdim=True) + self.eps)
+        x = stylegan2_clean_arch.resample(x, self.sample_mode)
+        out = F.conv2d(x.reshape(1, b * c, *x.shape[2:]), weight.view(b * o, c, k, k), padding=self.padding,
+                       groups=b)
+        out = out.view(b, o, *out.shape[2:]) * gain
+        return out if bias is None else out + bias
+
+    def resblock(self, x):
+        scale = 0.5 if self.mode == 'down' else 2
+        out = F.leaky_relu_(self.conv1(x), 0.2)
+        out = F.interpolate(out, scale_factor=scale, mode='bilinear', align_corners=False)
+        out = F.leaky_relu_(self.conv2(out), 0.2)
+        return out + self.skip(F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False))
+
+    saved = stylegan2_clean_arch.ModulatedConv2d.forward, gfpganv1_clean_arch.ResBlock.forward
+    stylegan2_clean_arch.ModulatedConv2d.forward = grouped_modulated_conv
+    gfpganv1_clean_arch.ResBlock.forward = resblock
+    try:
+        yield
+    finally:
+        stylegan2_clean_arch.ModulatedConv2d.forward, gfpganv1_clean_arch.ResBlock.forward = saved
+
+
 def _arch_variants(device: str) -> list[tuple[str, torch.dtype | None, bool]]:
     """(label, autocast dtype or None, channels_last) per variant; the first is the fp32 eager baseline."""
-    variants = [('fp32 eager', None, False), ('fp32 channels_last', None, True)]
+    variants = [('fp32 eager', None, False), ('fp32 channels_last', None, True), (UPSTREAM_LABEL, None, False)]
     if device == 'cuda':
         variants += [('bf16 autocast', torch.bfloat16, False), ('fp16 autocast', torch.float16, False),
                      ('bf16 autocast + channels_last', torch.bfloat16, True),
@@ -104,8 +147,8 @@ def bench_arch(args: argparse.Namespace) -> str:
         x = (torch.rand(batch, 3, 512, 512, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
         baseline_time, baseline_out = None, None
         variants = _arch_variants(device)
-        if device == 'cpu' and batch > 1 and not args.cpu_all_variants:
-            variants = variants[:1]  # large CPU batches are slow: baseline only unless asked
+        if device == 'cpu' and batch > 1 and not args.cpu_all_variants:  # large CPU batches are slow
+            variants = [v for v in variants if v[0] in ('fp32 eager', UPSTREAM_LABEL)]
         for label, dtype, channels_last in variants:
             model = net.to(device)
             inp = x
@@ -116,9 +159,10 @@ def bench_arch(args: argparse.Namespace) -> str:
                 for p in [*model.parameters(), *model.buffers()]:
                     p.data = p.data.contiguous()
 
-            def forward(model=model, inp=inp, dtype=dtype, device=device):
+            def forward(model=model, inp=inp, dtype=dtype, device=device, label=label):
                 amp = torch.autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-                with torch.inference_mode(), amp:
+                structure = upstream_structure() if label == UPSTREAM_LABEL else contextlib.nullcontext()
+                with torch.inference_mode(), amp, structure:
                     return model(inp, randomize_noise=False, return_rgb=False)[0]
 
             seconds = time_call(forward, warmup, iters, device == 'cuda')

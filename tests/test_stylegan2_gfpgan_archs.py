@@ -327,6 +327,16 @@ def test_benchmark_script_sections(capsys):
         bench.main(['--sections', 'no_such_section'])
     with pytest.raises(KeyError, match='twice'):
         bench.section('arch', 'duplicate')(lambda args: '')
+    # the upstream-structure reference it times computes the same function as our layout
+    torch.manual_seed(0)
+    net = GFPGANv1Clean(**{**TINY, 'input_is_latent': True}).eval()
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        ours = net(x, randomize_noise=False)[0]
+        with bench.upstream_structure():
+            reference = net(x, randomize_noise=False)[0]
+        assert torch.equal(net(x, randomize_noise=False)[0], ours)  # patched methods are restored
+    assert_close_to_scale(reference, ours, tol=1e-5)
 
 
 @pytest.mark.parametrize('cls', [GFPGANv1Clean, GFPGANv1], ids=lambda c: c.__name__)
