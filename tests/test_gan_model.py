@@ -477,3 +477,20 @@ def test_resume_loads_the_trained_weights_not_param_key_g(tmp_path):
     resumed = build_model(fresh_opt)
     assert all(torch.equal(a, b) for a, b in zip(resumed.net_g.parameters(), model.net_g.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(resumed.net_g_ema.parameters(), model.net_g_ema.parameters()))
+
+
+def test_logging_frequency_never_changes_training(tmp_path):
+    """The extra post-G-step D evaluation restores RNG and BatchNorm statistics: weights match bit for bit."""
+    weights = []
+    for print_freq in (1, 1000):
+        opt = make_opt(tmp_path, diffaug={'policy': 'color,translation', 'prob': 0.5})
+        opt['logger']['print_freq'] = print_freq
+        torch.manual_seed(0)
+        model = build_model(opt)
+        for it in range(1, 4):
+            model.feed_data(real_batch(seed=it))
+            model.optimize_parameters(it)
+        assert ('D(G(z))_post_g' in model.get_current_log()) == (print_freq == 1)
+        weights.append([t.clone() for t in list(model.net_g.state_dict().values())
+                        + list(model.net_d.state_dict().values())])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))

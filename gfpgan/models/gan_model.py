@@ -295,9 +295,7 @@ class GANModel(FIDValidationMixin, BaseModel):
             self.scaler_g.step(self.optimizer_g)
             self.scaler_g.update()
             if log_now:  # how D judges the same latents once G has moved
-                with torch.no_grad(), self._autocast():
-                    fake = self.get_bare_model(self.net_g)(z)
-                    logs['D(G(z))_post_g'] = self._score(self.get_bare_model(self.net_d)(fake.float()))
+                logs['D(G(z))_post_g'] = self._score_after_g_step(z)
             if self.net_g_ema is not None:
                 self.model_ema(self.ema_decay if current_iter >= self.ema_start_iter else 0.0)
         if self.diffaug is not None and self.ada is not None:
@@ -310,6 +308,21 @@ class GANModel(FIDValidationMixin, BaseModel):
         freq = int(grids.get('freq', 0) or 0)
         if freq and current_iter % freq == 0:
             self.save_sample_grids(current_iter)
+
+    @torch.no_grad()
+    def _score_after_g_step(self, z: torch.Tensor) -> torch.Tensor:
+        """D's mean output on (augmented, as in the G step) G(z), leaving no trace: the RNG and BatchNorm
+        statistics are restored afterwards, so how often one logs never changes the training."""
+        nets = [self.get_bare_model(self.net_g), self.get_bare_model(self.net_d)]
+        saved = [[b.clone() for b in net.buffers()] for net in nets]
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []), \
+                    self._autocast():
+                return self._score(nets[1](self._augment(nets[0](z).float())))
+        finally:
+            for net, bufs in zip(nets, saved):
+                for b, old in zip(net.buffers(), bufs):
+                    b.copy_(old)
 
     def _print_freq(self) -> int:
         return int((self.opt.get('logger') or {}).get('print_freq', 100))
