@@ -21,7 +21,12 @@ One D step per iteration and one G step every `net_d_iters` iterations, each opt
 
 Options under `val`: `val_freq` (FID every N iterations, when a `val` dataset of real images is given),
 `fid: {num_samples, batch_size, ...}` (see `GANModel.fid_options`), `grids: {freq, num, nrow}` (sample
-grids from fixed latents, raw and EMA), `keep_best: true` (save `net_g_best_fid.pth` on a new best FID).
+grids from fixed latents, raw and EMA), `keep_best: true | fid | fid_ema` (`models/net_g_best.pth` on a new best).
+
+Logged: `l_d` (= `l_d_real` + `l_d_fake`), `l_g`, `D(x)` and `D(G(z))_d` (mean D output on reals / fakes in the
+D step), `D(G(z))_pre_g` / `D(G(z))_post_g` (on the G step's latents before / after G's update; post at print
+iterations only), plus `l_d_recon`, `l_d_gp`, `l_d_r1`, `aug_prob` when used. D outputs are probabilities
+for BCE (`vanilla`) and raw scores otherwise. A loss-curve PNG is redrawn at each checkpoint.
 """
 from __future__ import annotations
 
