@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gfpgan.archs.diffaugment import aug_prob_for_dataset_size
 from gfpgan.models import build_model
 
 LATENT = 16
@@ -220,6 +221,12 @@ def test_diffaug_and_lightweight_gan_with_aux_loss(tmp_path):
         model.optimize_parameters(it)
     log = model.get_current_log()
     assert log['l_d_recon'] > 0 and 'aug_prob' in log
+    opt['train']['diffaug'] = {'prob': 'auto', 'num_images': 300}
+    start = build_model(opt).diffaug.prob
+    assert start == pytest.approx(aug_prob_for_dataset_size(300)) and start > 0.3
+    opt['train']['diffaug'] = {'prob': 0.5, 'target': 0.6}
+    with pytest.raises(KeyError, match='only apply with prob: auto'):
+        build_model(opt)
     # every D weight, the reconstruction decoders' included, got trained (a hinge loss inside its margins
     # gives the last bias equal and opposite real/fake gradients, so biases may stay)
     for name, p in model.net_d.named_parameters():

@@ -13,7 +13,8 @@ One D step per iteration and one G step every `net_d_iters` iterations, each opt
     net_d_reg_every: 1
     gp_weight: 0              # WGAN-GP gradient penalty
     recon_weight: 1           # weight of a discriminator's self-supervised reconstruction loss, if it has one
-    diffaug: {policy: 'color,translation,cutout', prob: 1.0 | auto, target: 0.6, speed_imgs: 100000}
+    diffaug: {policy: 'color,translation,cutout', prob: 1.0 | auto, target: 0.6, speed_imgs: 100000,
+              num_images: 500}   # auto: adaptive, starting from a guess for a dataset of that size
     ema_decay: 0.999          # 0 turns the EMA generator off
     ema_start_iter: 0         # before it, the EMA copy just follows the generator
     data_range: [0, 1]        # range of the dataset's `gt` tensors; mapped to the generator's [-1, 1]
@@ -42,7 +43,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gfpgan.archs import build_network
-from gfpgan.archs.diffaugment import AdaptiveAugmentProbability, DiffAugment
+from gfpgan.archs.diffaugment import AdaptiveAugmentProbability, DiffAugment, aug_prob_for_dataset_size
 from gfpgan.losses import build_loss
 from gfpgan.models.base_model import BaseModel
 from gfpgan.models.gan_evaluation import FIDValidationMixin
@@ -137,7 +138,10 @@ class GANModel(FIDValidationMixin, BaseModel):
         aug_opt = dict(aug_opt)
         prob = aug_opt.pop('prob', 1.0)
         policy = aug_opt.pop('policy', 'color,translation,cutout')
-        if prob == 'auto':
+        if prob == 'auto':  # ADA-style control, starting from a guess by dataset size when it is given
+            num_images = aug_opt.pop('num_images', None)
+            if num_images and 'init_prob' not in aug_opt:
+                aug_opt['init_prob'] = aug_prob_for_dataset_size(int(num_images))
             self.ada = AdaptiveAugmentProbability(**aug_opt)
             prob = self.ada.prob
         elif aug_opt:
