@@ -396,7 +396,7 @@ class StyleGAN2GeneratorBase(nn.Module):
 
     def _apply_sft(self, out: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         if self.sft_half:  # only the second half of the channels is modulated
-            same, sft = torch.split(out, out.size(1) // 2, dim=1)
+            same, sft = out.chunk(2, dim=1)
             return torch.cat([same, torch.addcmul(shift, sft, scale)], dim=1)
         return torch.addcmul(shift, out, scale)
 
