@@ -17,7 +17,8 @@ def fused_leaky_relu(
 ) -> torch.Tensor:
     """`leaky_relu(x + bias, negative_slope) * scale`, with `bias` (C,) broadcast over dim 1 of `x`."""
     if bias is not None:
-        if bias.ndim != 1 or (x.ndim > 1 and bias.shape[0] != x.shape[1]):
+        tracing = torch.jit.is_tracing()  # shape checks would only be baked into a trace
+        if not tracing and (bias.ndim != 1 or (x.ndim > 1 and bias.shape[0] != x.shape[1])):
             raise ValueError(
                 f'fused_leaky_relu: bias of shape {tuple(bias.shape)} does not match the {x.shape[1]} '
                 f'channels (dim 1) of an input of shape {tuple(x.shape)}.'

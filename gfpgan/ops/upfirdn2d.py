@@ -69,7 +69,7 @@ def upfirdn2d(
 
     # F.pad accepts negative amounts and crops, which is exactly the upfirdn meaning of a negative pad.
     x = F.pad(x, [pad_x0, pad_x1, pad_y0, pad_y1])
-    if x.shape[-2] < kh or x.shape[-1] < kw:
+    if not torch.jit.is_tracing() and (x.shape[-2] < kh or x.shape[-1] < kw):
         raise ValueError(
             f'upfirdn2d: padded input {tuple(x.shape[-2:])} is smaller than the kernel {(kh, kw)}; '
             'increase pad or use a larger input.'
