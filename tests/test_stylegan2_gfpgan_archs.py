@@ -246,7 +246,7 @@ def test_bilinear_to_clean_conversion_gives_equal_outputs():
         convert_bilinear_to_clean({'stylegan_decoder.foo.weight': torch.zeros(1)})
 
 
-def test_convert_script_writes_loadable_clean_weights(tmp_path):
+def test_convert_script_writes_loadable_clean_weights(tmp_path, capsys):
     main = load_script('convert_gfpganv_to_clean').main
 
     torch.manual_seed(0)
@@ -256,7 +256,9 @@ def test_convert_script_writes_loadable_clean_weights(tmp_path):
     save_checkpoint({'params_ema': bilinear.state_dict()}, tmp_path / 'bilinear.pth')
     common = ['--ori_path', str(tmp_path / 'bilinear.pth'), '--narrow', str(1 / 16), '--channel_multiplier', '1',
               '--out_size', '16', '--num_style_feat', '16', '--num_mlp', '2']
-    assert main(common + ['--save_path', str(tmp_path / 'clean.pth')]) == 0
+    assert main(common + ['--save_path', str(tmp_path / 'clean.pth'), '--verify']) == 0
+    verify_line = capsys.readouterr().out.splitlines()[0]
+    assert verify_line.startswith('max |bilinear - clean| = ') and float(verify_line.split()[5]) < 1e-4
     assert main(common + ['--save_path', str(tmp_path / 'clean.pth'), '--to-safetensors']) == 0
     x = torch.rand(1, 3, 16, 16) * 2 - 1
     with torch.no_grad():
