@@ -97,7 +97,11 @@ def load_resume_state(opt: dict) -> dict | None:
                     continue
                 ckpt = osp.join(path['models'], f'{label}_{current_iter}.pth')
                 if osp.isfile(ckpt):
-                    path[f'pretrain_network_{key[len("network_") :]}'] = ckpt
+                    # the trained weights are `params` (an EMA copy, if any, is restored by the model)
+                    name = key[len('network_') :]
+                    path[f'pretrain_network_{name}'] = ckpt
+                    path[f'param_key_{name}'] = 'params'
+                    path[f'strict_load_{name}'] = True
         path['resume_state'] = state_path
         return state
     return None
@@ -132,6 +136,9 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
 
     opt, _ = parse_options(root_path, is_train=True, argv=argv)
     torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', True))
+    if opt['num_gpu'] == 0:
+        # Adam's second moments decay into denormals on long CPU runs, making each step ~100x slower.
+        torch.set_flush_denormal(True)
     resume_state = load_resume_state(opt)
     make_exp_dirs(opt, resumed=resume_state is not None)
     barrier()
@@ -200,11 +207,12 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
                     log_vars.update({'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()})
                     log_vars.update(model.get_current_log())
                     msg_logger(log_vars)
-                if current_iter % save_freq == 0:
-                    _save(model, epoch, current_iter, iter_in_epoch, logger)
+                # validate first, so the state saved at this iteration records its best metrics
                 if val_loaders and val_freq and current_iter % val_freq == 0:
                     for loader in val_loaders:
                         model.validation(loader, current_iter, tb_logger, val_opt.get('save_img', False))
+                if current_iter % save_freq == 0:
+                    _save(model, epoch, current_iter, iter_in_epoch, logger)
                 data_timer.restart()
                 iter_timer.restart()
                 train_data = prefetcher.next()

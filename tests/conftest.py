@@ -12,9 +12,9 @@ SHARED = REPO.parent / 'shared'
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    """Keep each test on few threads: CI has 2 cores and oversubscription makes tests crawl."""
+    """One thread per test: tiny networks gain nothing from more, and on 2 shared cores they lose a lot."""
     old = torch.get_num_threads()
-    torch.set_num_threads(min(old, 2))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
 

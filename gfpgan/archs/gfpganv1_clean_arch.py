@@ -15,6 +15,7 @@ from torch import nn
 from gfpgan.archs.gfpganv1_arch import load_decoder, sft_branches, unet_forward
 from gfpgan.archs.stylegan2_arch import stylegan2_channels
 from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean
+from gfpgan.utils.memory_format import to_channels_last  # noqa: F401  (re-exported for callers)
 from gfpgan.utils.registry import ARCH_REGISTRY
 
 
@@ -30,19 +31,6 @@ class StyleGAN2GeneratorCSFT(StyleGAN2GeneratorClean):
                 truncation_latent=None, inject_index=None, return_latents=False):  # type: ignore[override]
         return self._generate(styles, conditions, input_is_latent, noise, randomize_noise, truncation,
                               truncation_latent, inject_index, return_latents)
-
-
-def to_channels_last(net: nn.Module) -> nn.Module:
-    """Put every 4-D parameter/buffer in channels_last memory format, in place (returns `net`).
-
-    `net.to(memory_format=torch.channels_last)` fails on the 5-D modulated-conv weights of the
-    release layout; this skips them (the conv still runs channels_last when its input is).
-    Feed inputs as `x.contiguous(memory_format=torch.channels_last)`.
-    """
-    for tensor in [*net.parameters(), *net.buffers()]:
-        if tensor.ndim == 4:
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
-    return net
 
 
 def _leaky_relu(x: torch.Tensor) -> torch.Tensor:

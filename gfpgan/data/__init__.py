@@ -62,9 +62,6 @@ def build_dataloader(
         )
         if isinstance(sampler, EnlargedSampler):
             dataset = SeededDataset(dataset)
-        # A private generator: creating the loader's iterator must not draw from the global torch RNG,
-        # or a resumed run (which creates it at a different moment) would see a shifted random stream.
-        kwargs['generator'] = torch.Generator().manual_seed(seed or 0)
         if seed is not None:
             kwargs['worker_init_fn'] = functools.partial(
                 _worker_init, num_workers=kwargs['num_workers'], rank=rank, seed=seed
@@ -76,6 +73,10 @@ def build_dataloader(
             sampler=sampler,
             shuffle=False,
         )
+    # A private generator: creating a loader's iterator must not draw from the global torch RNG, or a
+    # resumed run (which creates it at a different moment, or validates at a different time) would see a
+    # shifted random stream.
+    kwargs['generator'] = torch.Generator().manual_seed(seed or 0)
     kwargs['pin_memory'] = dataset_opt.get('pin_memory', torch.cuda.is_available())
     if kwargs['num_workers'] > 0:
         kwargs['persistent_workers'] = dataset_opt.get('persistent_workers', False)

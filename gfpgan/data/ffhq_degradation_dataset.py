@@ -129,6 +129,14 @@ class FFHQDegradationDataset(Dataset):
                 raise KeyError('FFHQDegradationDataset: crop_components needs component_path (the eye/mouth file).')
             self.components = load_components(opt['component_path'])
 
+        if not os.path.exists(self.gt_folder):
+            raise FileNotFoundError(
+                f'datasets: dataroot_gt {self.gt_folder} does not exist. Download FFHQ (images1024x1024 from '
+                'https://github.com/NVlabs/ffhq-dataset), resize it to 512x512 and point dataroot_gt at the folder; '
+                'optionally pack it with scripts/create_lmdb.py (io_backend type lmdb). The eye/mouth file for '
+                'crop_components is FFHQ_eye_mouth_landmarks_512.pth from the GFPGAN release, or make it with '
+                'scripts/make_component_landmarks.py.'
+            )
         if is_lmdb(self.io_backend):
             if not self.gt_folder.endswith('.lmdb'):
                 raise ValueError(f"'dataroot_gt' should end with '.lmdb' for the lmdb backend, got {self.gt_folder}.")

@@ -80,15 +80,24 @@ class SeededDataset(Dataset):
         if not isinstance(item, tuple):
             return self.dataset[item]
         index, seed = item
+        import random
+
+        import numpy as np
         from torch.utils.data import get_worker_info
 
-        from gfpgan.utils.rng_state import get_rng_state, set_random_seed, set_rng_state
+        def seed_cpu_rngs() -> None:  # not CUDA's: data is made on the CPU, and CUDA's state is the model's
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.default_generator.manual_seed(seed)
 
-        in_main = get_worker_info() is None
-        saved = get_rng_state() if in_main else None
-        set_random_seed(seed)
+        if get_worker_info() is not None:  # a worker process: its RNGs belong to data loading alone
+            seed_cpu_rngs()
+            return self.dataset[index]
+        saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        seed_cpu_rngs()
         try:
             return self.dataset[index]
         finally:
-            if saved is not None:
-                set_rng_state(saved)
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])

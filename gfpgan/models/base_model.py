@@ -18,6 +18,7 @@ from gfpgan.models.lr_scheduler import build_scheduler
 from gfpgan.utils.checkpoint_io import load_weights, save_checkpoint
 from gfpgan.utils.dist import all_reduce_sum, get_dist_info
 from gfpgan.utils.logger import get_root_logger
+from gfpgan.utils.memory_format import to_channels_last
 
 OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 
@@ -55,11 +56,14 @@ class BaseModel:
 
     # ------------------------------------------------------------------ networks
     def model_to_device(self, net: nn.Module) -> nn.Module:
-        """Move to the device (channels_last if asked) and wrap in DDP when training distributed."""
+        """Move to the device (channels_last if asked) and wrap in DDP when training distributed.
+
+        Evaluation never wraps: every rank runs its own shard forward-only.
+        """
         net = net.to(self.device)
         if self.opt.get('channels_last'):
-            net = net.to(memory_format=torch.channels_last)
-        if self.opt.get('dist') and any(p.requires_grad for p in net.parameters()):
+            to_channels_last(net)
+        if self.is_train and self.opt.get('dist') and any(p.requires_grad for p in net.parameters()):
             device_ids = [self.device.index] if self.device.type == 'cuda' else None
             net = DistributedDataParallel(
                 net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
@@ -259,7 +263,7 @@ class BaseModel:
 
     def _update_best_metric_result(self, dataset_name: str, metric: str, value: float, current_iter: int) -> bool:
         """Track the best value of each metric (lower is better for names in `lower_better`); True if improved."""
-        lower_better = metric.lower() in ('fid', 'lpips', 'niqe', 'deg', 'identity', 'l1', 'mse')
+        lower_better = metric.lower().startswith(('fid', 'lpips', 'niqe', 'deg', 'identity', 'l1', 'mse'))
         best = self.best_metric_results.setdefault(dataset_name, {}).get(metric)
         if math.isnan(value):
             return False

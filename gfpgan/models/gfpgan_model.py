@@ -33,7 +33,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from gfpgan.archs import build_network
 from gfpgan.archs.identity_embedding import gray_resize_for_identity
@@ -42,6 +41,7 @@ from gfpgan.losses.basic_loss import gram_matrix
 from gfpgan.models.base_model import BaseModel
 from gfpgan.utils.dist import all_reduce_sum, get_dist_info
 from gfpgan.utils.image_io import imwrite, tensor2img
+from gfpgan.utils.memory_format import to_channels_last
 from gfpgan.utils.registry import MODEL_REGISTRY
 
 COMPONENTS = ('left_eye', 'right_eye', 'mouth')
@@ -59,14 +59,6 @@ def component_crop_sizes(out_size: int) -> tuple[int, int]:
     """Eye and mouth crop sizes for faces of `out_size` px: upstream's 80/120 at 512, scaled by a float ratio."""
     ratio = out_size / 512
     return max(MIN_CROP, round(EYE_SIZE_512 * ratio)), max(MIN_CROP, round(MOUTH_SIZE_512 * ratio))
-
-
-def _channels_last_(net: nn.Module) -> nn.Module:
-    """Put every 4-D parameter and buffer of `net` in channels_last memory format, in place."""
-    for t in list(net.parameters()) + list(net.buffers()):
-        if t.dim() == 4:
-            t.data = t.data.contiguous(memory_format=torch.channels_last)
-    return net
 
 
 def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -103,19 +95,6 @@ class GFPGANModel(BaseModel):
         use_scaler = self.amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-
-    def model_to_device(self, net: nn.Module) -> nn.Module:
-        """As BaseModel's, except that channels_last converts only 4-D tensors (modulated convs keep 5-D
-        weights, which `Module.to(memory_format=...)` rejects) and evaluation never wraps in DDP."""
-        net = net.to(self.device)
-        if self.channels_last:
-            _channels_last_(net)
-        if self.is_train and self.opt.get('dist') and any(p.requires_grad for p in net.parameters()):
-            device_ids = [self.device.index] if self.device.type == 'cuda' else None
-            net = DistributedDataParallel(
-                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
-            )
-        return net
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -155,7 +134,7 @@ class GFPGANModel(BaseModel):
         self.ema_decay = float(train_opt.get('ema_decay', 0.5 ** (32 / (10 * 1000))))
         self.net_g_ema = build_network(self.opt['network_g'], 'network_g').to(self.device)
         if self.channels_last:
-            _channels_last_(self.net_g_ema)
+            to_channels_last(self.net_g_ema)
         if path.get('pretrain_network_g'):
             self.load_network(self.net_g_ema, path['pretrain_network_g'], path.get('strict_load_g') is not False,
                               'params_ema')

@@ -57,8 +57,8 @@ def init_dist(backend: str | None = None) -> None:
     """
     if dist.is_initialized():
         return
-    if backend is None:
-        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    if backend is None or (backend == 'nccl' and not torch.cuda.is_available()):
+        backend = 'nccl' if torch.cuda.is_available() else 'gloo'  # upstream files say nccl; CPU needs gloo
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
     dist.init_process_group(backend=backend)
