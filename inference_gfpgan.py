@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         'gave (it ignored -w); 0 = input face; 0.5 = half of each')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda when available)')
     p.add_argument('--dtype', default=None, choices=['fp32', 'fp16', 'bf16'], help='generator precision')
+    p.add_argument('--bf16', action='store_const', const='bf16', dest='dtype', help='same as --dtype bf16')
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile the generator: slow first batch, faster after (see BENCHMARKS.md)')
+    p.add_argument('--channels_last', default='auto', choices=['auto', 'on', 'off'],
+                   help='NHWC layout for the generator (auto: on for the clean archs)')
     p.add_argument('--weights_dir', default=None,
                    help='weights folder (default $GFPGAN_WEIGHTS_DIR or ~/.cache/gfpgan)')
     p.add_argument('--detector', default='dlib', choices=['dlib', 'retinaface'], help='face detector')
@@ -142,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         restorer = GFPGANer(model_path, upscale=args.upscale, arch=arch, channel_multiplier=channel_multiplier,
                             bg_upsampler=build_bg_upsampler(args), device=args.device, dtype=args.dtype,
                             detector=args.detector, weights_dir=str(weights_dir(args.weights_dir)),
-                            max_output_megapixels=args.max_megapixels, use_parse=args.parse)
+                            max_output_megapixels=args.max_megapixels, use_parse=args.parse,
+                            channels_last={'auto': None, 'on': True, 'off': False}[args.channels_last],
+                            compile=args.compile)
         if not args.aligned:
             restorer.face_helper.detector  # noqa: B018 - build it now: a missing detector file fails once, here
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:

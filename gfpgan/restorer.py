@@ -24,6 +24,7 @@ from torch import nn
 from gfpgan.archs import build_network
 from gfpgan.face.face_restore_helper import FaceRestoreHelper
 from gfpgan.face.weights import load_file_from_url
+from gfpgan.inference_speed import prepare_for_inference
 from gfpgan.utils.checkpoint_io import extract_state_dict, load_checkpoint, load_weights
 from gfpgan.utils.image_io import to_bgr
 
@@ -115,6 +116,9 @@ class GFPGANer:
             None enlarges the background with a plain Lanczos resize.
         device: 'cpu', 'cuda', 'cuda:1'...; None picks CUDA when present.
         half / dtype: run the generator in fp16 (`half=True`, GPU only) or `dtype='bf16'`.
+        channels_last: NHWC layout; None turns it on for the clean generators (faster, same output).
+        compile: `torch.compile` the generator (see `gfpgan.inference_speed.prepare_for_inference`);
+            the first batch of each size compiles (slow), later ones run faster.
         net_opt: network options overriding the arch's release defaults (for 'clean' they are read
             off the checkpoint, so small or narrow clean generators load without options).
         net: an already-built generator (then `model_path` may be None).
@@ -130,7 +134,8 @@ class GFPGANer:
                  *, half: bool = False, dtype: str | torch.dtype | None = None, net_opt: dict | None = None,
                  net: nn.Module | None = None, detector: Any = 'dlib', weights_dir: str | None = None,
                  face_size: int = 512, batch_size: int = 8, randomize_noise: bool = False,
-                 max_output_megapixels: float = 100.0, use_parse: bool = False) -> None:
+                 max_output_megapixels: float = 100.0, use_parse: bool = False,
+                 channels_last: bool | None = None, compile: bool = False) -> None:
         self.upscale = upscale
         self.bg_upsampler = bg_upsampler
         self.device = _resolve_device(device)
@@ -155,6 +160,8 @@ class GFPGANer:
         takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
         self._forward_kwargs = {k: v for k, v in (('return_rgb', False), ('randomize_noise', randomize_noise))
                                 if k in params or takes_kwargs}
+        self._generator = prepare_for_inference(self.gfpgan, device=self.device, dtype=self.dtype,
+                                                channels_last=channels_last, compile=compile)
         parser = None
         if use_parse:
             from gfpgan.face.parsing import FaceParser
@@ -196,7 +203,7 @@ class GFPGANer:
             x = x.to(self.device, torch.float32) / 127.5 - 1.0
             net_in = x if size == self.out_size else F.interpolate(x, size=self.out_size, mode='bilinear',
                                                                    antialias=True, align_corners=False)
-            y = self.gfpgan(net_in.to(self.dtype), **self._forward_kwargs)
+            y = self._generator(net_in, **self._forward_kwargs)
             y = (y[0] if isinstance(y, (tuple, list)) else y).float()
             if size != self.out_size:
                 y = F.interpolate(y, size=size, mode='bilinear', antialias=True, align_corners=False)

@@ -32,6 +32,14 @@ class StyleGAN2GeneratorCSFT(StyleGAN2GeneratorClean):
         return self._generate(styles, conditions, input_is_latent, noise, randomize_noise, truncation,
                               truncation_latent, inject_index, return_latents)
 
+    def _apply_sft(self, out: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """In place when no gradient is needed (inference): saves the copy `torch.cat` makes."""
+        if torch.is_grad_enabled() and (out.requires_grad or scale.requires_grad or shift.requires_grad):
+            return super()._apply_sft(out, scale, shift)
+        target = out.chunk(2, dim=1)[1] if self.sft_half else out
+        target.mul_(scale).add_(shift)
+        return out
+
 
 def _leaky_relu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu_(x, 0.2)
@@ -59,7 +67,7 @@ class ResBlock(nn.Module):
             skip = F.interpolate(self.skip(x), scale_factor=2, mode='bilinear', align_corners=False)
         else:
             skip = self.skip(F.interpolate(x, scale_factor=0.5, mode='bilinear', align_corners=False))
-        return out + skip
+        return skip.add_(out)  # `skip` is fresh and neither conv nor interpolate needs its output: autograd-safe
 
 
 @ARCH_REGISTRY.register()

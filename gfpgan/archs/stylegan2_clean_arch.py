@@ -44,6 +44,11 @@ def resample(x: torch.Tensor, sample_mode: str | None) -> torch.Tensor:
     return x
 
 
+def _exporting() -> bool:
+    """True while tracing or exporting: graphs must not specialise on batch size 1 (dynamic batch)."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
+
+
 class ModulatedConv2d(nn.Module):
     """Modulated (and optionally demodulated) conv with bilinear up/down sampling of the input.
 
@@ -78,6 +83,8 @@ class ModulatedConv2d(nn.Module):
         b, c = x.shape[:2]
         style = self.modulation(style)  # (b, in)
         weight = self.weight[0]  # (out, in, k, k), shared by the batch
+        if b == 1 and weight.numel() <= x.numel() and not _exporting():
+            return self._forward_modulated_weight(x, style, weight, gain, bias)
         # Scale the input channels instead of the weight: conv(x * s, w) == conv(x, w * s), and the
         # whole batch then shares one plain conv. Scaling before the upsampling is cheaper and exact
         # (interpolation acts per channel).
@@ -89,6 +96,20 @@ class ModulatedConv2d(nn.Module):
         if gain != 1.0:
             out = out * gain
         return out if bias is None else out + bias
+
+    def _forward_modulated_weight(
+        self, x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, gain: float, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Batch 1 on a large grid: fold style, demodulation, gain and bias into the conv itself.
+
+        The (out, in, k, k) weight is then smaller than the activations, so modulating it costs less
+        than the two passes over the activations (input scaling, output scaling + bias) it replaces.
+        Keeps the weight's memory format (channels_last weights stay channels_last).
+        """
+        scale = demodulation(style, weight, self.eps).view(-1, 1, 1, 1) * gain if self.demodulate else gain
+        weight = weight * style.view(1, -1, 1, 1) * scale
+        return F.conv2d(resample(x, self.sample_mode), weight, None if bias is None else bias.view(-1),
+                        padding=self.padding)
 
     def extra_repr(self) -> str:
         return (
@@ -121,8 +142,8 @@ class StyleConv(nn.Module):
         if noise is None:
             b, _, h, w = out.shape
             noise = torch.randn(b, 1, h, w, dtype=out.dtype, device=out.device)
-        out = out + self.weight * noise
-        return F.leaky_relu_(out, 0.2)
+        # `out` is fresh and add's backward does not need it: adding in place is autograd-safe
+        return F.leaky_relu_(out.add_(self.weight * noise), 0.2)
 
 
 class ToRGB(nn.Module):
@@ -137,7 +158,7 @@ class ToRGB(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         out = self.modulated_conv(x, style, bias=self.bias)
         if skip is not None:
-            out = out + (resample(skip, 'upsample') if self.upsample else skip)
+            out = out.add_(resample(skip, 'upsample') if self.upsample else skip)  # `out` is fresh: autograd-safe
         return out
 
 

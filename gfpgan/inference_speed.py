@@ -1,0 +1,106 @@
+"""Prepare a generator for fast inference: channels_last layout, lower precision, torch.compile.
+
+One place for the fast path, shared by `GFPGANer` (and so `inference_gfpgan.py`) and
+`scripts/benchmark.py`, so the benchmark times exactly what the CLI runs. Measured numbers and
+which mode to pick per device are in BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from gfpgan.utils.memory_format import to_channels_last
+
+DTYPES = {'fp32': torch.float32, 'float32': torch.float32, 'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16,
+          'fp16': torch.float16, 'float16': torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """torch dtype from 'fp32' / 'bf16' / 'fp16' (or their long names, or a dtype); None is float32."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype or torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def channels_last_weights(net: nn.Module) -> nn.Module:
+    """Store 4-D weights channels_last, and the (1, out, in, k, k) modulated-conv weights so that their
+    4-D slice is channels_last too; in place, returns `net`.
+
+    Convs then run on oneDNN's / cuDNN's NHWC kernels without reordering the weight every call. The
+    tensors keep their shapes, so state-dict keys and shapes do not change.
+    """
+    to_channels_last(net)
+    for tensor in [*net.parameters(), *net.buffers()]:
+        if tensor.ndim == 5 and tensor.shape[0] == 1:
+            tensor.data = tensor.data[0].contiguous(memory_format=torch.channels_last).unsqueeze(0)
+    return net
+
+
+def is_clean_stylegan(net: nn.Module) -> bool:
+    """True for the plain-conv generators (GFPGANv1Clean, StyleGAN2GeneratorClean), where channels_last
+    is measured to be faster with equal outputs; other archs (custom ops) keep the default layout."""
+    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+    from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean
+
+    return isinstance(net, (GFPGANv1Clean, StyleGAN2GeneratorClean))
+
+
+class FastGenerator:
+    """A generator prepared for inference; call it like the network with an NCHW float tensor.
+
+    The input is moved to the network's device, dtype and memory format, and the call runs under
+    `torch.inference_mode()`. `net` is the prepared (uncompiled) module, `fn` what is called.
+    """
+
+    def __init__(self, net: nn.Module, fn: Any, device: torch.device, dtype: torch.dtype, channels_last: bool):
+        self.net, self.fn, self.device, self.dtype, self.channels_last = net, fn, device, dtype, channels_last
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor, **kwargs: Any) -> Any:
+        x = x.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode():
+            return self.fn(x, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f'FastGenerator({type(self.net).__name__}, device={self.device}, dtype={self.dtype}, '
+                f'channels_last={self.channels_last}, compiled={self.fn is not self.net})')
+
+
+def prepare_for_inference(
+    net: nn.Module,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    channels_last: bool | None = None,
+    compile: bool = False,
+    compile_mode: str | None = None,
+) -> FastGenerator:
+    """Put `net` in eval mode without gradients, on `device` in `dtype`, optionally channels_last and compiled.
+
+    channels_last: None picks it for the clean StyleGAN2/GFPGAN generators (faster on CPU and GPU,
+        same outputs within float rounding) and leaves other archs alone.
+    compile: wrap with `torch.compile` (inductor). On CPU the weights are frozen into the graph
+        (`freezing`), which lets inductor prepack the oneDNN conv weights; do not train the net afterwards.
+        The first call compiles (minutes for the 512 px network on 2 CPU cores), later calls are fast;
+        each new batch size or dtype compiles again.
+    compile_mode: torch.compile mode; 'reduce-overhead' adds CUDA graphs (helps at small batches on GPU).
+    Modifies `net` in place (device, dtype, layout) and returns a `FastGenerator`.
+    """
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    dtype = resolve_dtype(dtype)
+    if dtype == torch.float16 and device.type == 'cpu':
+        raise ValueError('fp16 inference needs a GPU; on CPU use dtype=bf16 or the default fp32.')
+    net = net.eval().requires_grad_(False).to(device, dtype)
+    if channels_last is None:
+        channels_last = is_clean_stylegan(net)
+    if channels_last:
+        channels_last_weights(net)
+    fn: Any = net
+    if compile:
+        options = {'freezing': True} if device.type == 'cpu' and compile_mode is None else None
+        fn = torch.compile(net, mode=compile_mode, options=options)
+    return FastGenerator(net, fn, device, dtype, bool(channels_last))
