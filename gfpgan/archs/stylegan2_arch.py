@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -196,8 +197,9 @@ def demodulation(style: torch.Tensor, weight: torch.Tensor, eps: float = 1e-8) -
     return torch.rsqrt(style.pow(2) @ weight.pow(2).sum([2, 3]).t() + eps).view(b, -1, 1, 1)
 
 
-class ModulatedConv2d(nn.Module):
-    """StyleGAN2 modulated conv; up/down sampling by a stride-2 (transposed) conv + FIR blur.
+class ModulatedConvBase(nn.Module):
+    """Equalized-lr weight, style `modulation` and demodulation shared by the modulated convs here;
+    subclasses decide how the input is resampled (upfirdn or interpolation) around the conv.
 
     Modulates the input channels and demodulates the output ones (see `demodulation`).
     """
@@ -210,7 +212,6 @@ class ModulatedConv2d(nn.Module):
         num_style_feat: int,
         demodulate: bool = True,
         sample_mode: str | None = None,
-        resample_kernel: Sequence[float] = (1, 3, 3, 1),
         eps: float = 1e-8,
     ) -> None:
         super().__init__()
@@ -218,35 +219,58 @@ class ModulatedConv2d(nn.Module):
             raise ValueError(f"sample_mode must be None, 'upsample' or 'downsample'; got {sample_mode!r}.")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.demodulate, self.sample_mode, self.eps = demodulate, sample_mode, eps
-        if sample_mode == 'upsample':
-            self.smooth = UpFirDnSmooth(resample_kernel, upsample_factor=2, kernel_size=kernel_size)
-        elif sample_mode == 'downsample':
-            self.smooth = UpFirDnSmooth(resample_kernel, downsample_factor=2, kernel_size=kernel_size)
         self.modulation = EqualLinear(num_style_feat, in_channels, bias=True, bias_init_val=1, lr_mul=1)
         self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
         self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
         self.padding = kernel_size // 2
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def _modulate(self, x: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x scaled per input channel, the (b, in) style, the (out, in, k, k) weight shared by the batch)."""
         b, c = x.shape[:2]
-        style = self.modulation(style)  # (b, in)
-        weight = self.weight[0] * self.scale  # (out, in, k, k), shared by the batch
-        x = x * style.view(b, c, 1, 1)
-        if self.sample_mode == 'upsample':
-            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-        elif self.sample_mode == 'downsample':
-            out = F.conv2d(self.smooth(x), weight, stride=2)
-        else:
-            out = F.conv2d(x, weight, padding=self.padding)
-        if self.demodulate:
-            out = out * demodulation(style, weight, self.eps)
-        return self.smooth(out) if self.sample_mode == 'upsample' else out
+        style = self.modulation(style)
+        weight = self.weight[0] * self.scale
+        return x * style.view(b, c, 1, 1), style, weight
+
+    def _demodulate(self, out: torch.Tensor, style: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return out * demodulation(style, weight, self.eps) if self.demodulate else out
 
     def extra_repr(self) -> str:
         return (
             f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
             f'demodulate={self.demodulate}, sample_mode={self.sample_mode}'
         )
+
+
+class ModulatedConv2d(ModulatedConvBase):
+    """StyleGAN2 modulated conv; up/down sampling by a stride-2 (transposed) conv + FIR blur."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        num_style_feat: int,
+        demodulate: bool = True,
+        sample_mode: str | None = None,
+        resample_kernel: Sequence[float] = (1, 3, 3, 1),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, num_style_feat, demodulate, sample_mode, eps)
+        if sample_mode == 'upsample':
+            self.smooth = UpFirDnSmooth(resample_kernel, upsample_factor=2, kernel_size=kernel_size)
+        elif sample_mode == 'downsample':
+            self.smooth = UpFirDnSmooth(resample_kernel, downsample_factor=2, kernel_size=kernel_size)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        x, style, weight = self._modulate(x, style)
+        if self.sample_mode == 'upsample':
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        elif self.sample_mode == 'downsample':
+            out = F.conv2d(self.smooth(x), weight, stride=2)
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        out = self._demodulate(out, style, weight)
+        return self.smooth(out) if self.sample_mode == 'upsample' else out
 
 
 def inject_noise(out: torch.Tensor, weight: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
@@ -257,8 +281,21 @@ def inject_noise(out: torch.Tensor, weight: torch.Tensor, noise: torch.Tensor | 
     return out + weight * noise
 
 
-class StyleConv(nn.Module):
-    """Modulated conv + noise injection (`weight`) + fused bias/leaky ReLU (`activate.bias`)."""
+class StyleConvBase(nn.Module):
+    """A modulated conv + noise injection (`weight`) + fused bias/leaky ReLU (`activate.bias`)."""
+
+    def __init__(self, modulated_conv: nn.Module, out_channels: int) -> None:
+        super().__init__()
+        self.modulated_conv = modulated_conv
+        self.weight = nn.Parameter(torch.zeros(1))  # noise strength
+        self.activate = FusedLeakyReLU(out_channels)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return self.activate(inject_noise(self.modulated_conv(x, style), self.weight, noise))
+
+
+class StyleConv(StyleConvBase):
+    """StyleConv of the original StyleGAN2 (upfirdn resampling)."""
 
     def __init__(
         self,
@@ -270,19 +307,32 @@ class StyleConv(nn.Module):
         sample_mode: str | None = None,
         resample_kernel: Sequence[float] = (1, 3, 3, 1),
     ) -> None:
-        super().__init__()
-        self.modulated_conv = ModulatedConv2d(
-            in_channels, out_channels, kernel_size, num_style_feat, demodulate, sample_mode, resample_kernel
+        super().__init__(
+            ModulatedConv2d(
+                in_channels, out_channels, kernel_size, num_style_feat, demodulate, sample_mode, resample_kernel
+            ),
+            out_channels,
         )
-        self.weight = nn.Parameter(torch.zeros(1))  # noise strength
-        self.activate = FusedLeakyReLU(out_channels)
-
-    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        return self.activate(inject_noise(self.modulated_conv(x, style), self.weight, noise))
 
 
-class ToRGB(nn.Module):
-    """1x1 modulated conv (no demodulation) to RGB, plus the upsampled RGB of the previous scale."""
+class ToRGBBase(nn.Module):
+    """A 1x1 modulated conv (no demodulation) to RGB + `bias`, plus the `upsample`d RGB of the previous scale."""
+
+    def __init__(self, modulated_conv: nn.Module, upsample: nn.Module | None) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.modulated_conv = modulated_conv
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.modulated_conv(x, style) + self.bias
+        if skip is not None:
+            out = out + (self.upsample(skip) if self.upsample is not None else skip)
+        return out
+
+
+class ToRGB(ToRGBBase):
+    """ToRGB of the original StyleGAN2 (upfirdn upsampling of the skip)."""
 
     def __init__(
         self,
@@ -291,16 +341,10 @@ class ToRGB(nn.Module):
         upsample: bool = True,
         resample_kernel: Sequence[float] = (1, 3, 3, 1),
     ) -> None:
-        super().__init__()
-        self.upsample = UpFirDnUpsample(resample_kernel, factor=2) if upsample else None
-        self.modulated_conv = ModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False)
-        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.modulated_conv(x, style) + self.bias
-        if skip is not None:
-            out = out + (self.upsample(skip) if self.upsample is not None else skip)
-        return out
+        super().__init__(
+            ModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False),
+            UpFirDnUpsample(resample_kernel, factor=2) if upsample else None,
+        )
 
 
 class ConstantInput(nn.Module):
@@ -312,6 +356,14 @@ class ConstantInput(nn.Module):
 
     def forward(self, batch: int) -> torch.Tensor:
         return self.weight.expand(batch, -1, -1, -1)
+
+
+def equal_style_mlp(num_style_feat: int, num_mlp: int, lr_mlp: float) -> nn.Sequential:
+    """The mapping network z -> w of the equalized-lr generators: pixel norm + `num_mlp` EqualLinear-lrelu."""
+    return nn.Sequential(
+        NormStyleCode(),
+        *[EqualLinear(num_style_feat, num_style_feat, lr_mul=lr_mlp, activation='fused_lrelu') for _ in range(num_mlp)],
+    )
 
 
 class StyleGAN2GeneratorBase(nn.Module):
@@ -334,6 +386,32 @@ class StyleGAN2GeneratorBase(nn.Module):
         self.log_size = log_size
         self.num_layers = (log_size - 2) * 2 + 1
         self.num_latent = log_size * 2 - 2
+
+    def _build_synthesis(
+        self,
+        channel_multiplier: float,
+        narrow: float,
+        style_conv: Callable[..., nn.Module],
+        to_rgb: Callable[..., nn.Module],
+    ) -> None:
+        """The synthesis layers (module names = checkpoint keys) and noise buffers.
+
+        `style_conv(in_ch, out_ch, sample_mode=None)` and `to_rgb(in_ch, upsample=...)` build the variant's layers.
+        """
+        self.channels = channels = stylegan2_channels(channel_multiplier, narrow)
+        self.constant_input = ConstantInput(channels['4'], size=4)
+        self.style_conv1 = style_conv(channels['4'], channels['4'])
+        self.to_rgb1 = to_rgb(channels['4'], upsample=False)
+        self.style_convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        in_channels = channels['4']
+        for i in range(3, self.log_size + 1):
+            out_channels = channels[f'{2**i}']
+            self.style_convs.append(style_conv(in_channels, out_channels, sample_mode='upsample'))
+            self.style_convs.append(style_conv(out_channels, out_channels))
+            self.to_rgbs.append(to_rgb(out_channels, upsample=True))
+            in_channels = out_channels
+        self._register_noises()
 
     def _register_noises(self) -> None:
         self.noises = nn.Module()
@@ -468,30 +546,35 @@ class StyleGAN2Generator(StyleGAN2GeneratorBase):
     ) -> None:
         super().__init__()
         self._setup_sizes(out_size, num_style_feat)
-        self.style_mlp = nn.Sequential(
-            NormStyleCode(),
-            *[
-                EqualLinear(num_style_feat, num_style_feat, lr_mul=lr_mlp, activation='fused_lrelu')
-                for _ in range(num_mlp)
-            ],
+        self.style_mlp = equal_style_mlp(num_style_feat, num_mlp, lr_mlp)
+        self._build_synthesis(
+            channel_multiplier,
+            narrow,
+            partial(StyleConv, kernel_size=3, num_style_feat=num_style_feat, resample_kernel=resample_kernel),
+            partial(ToRGB, num_style_feat=num_style_feat, resample_kernel=resample_kernel),
         )
-        self.channels = channels = stylegan2_channels(channel_multiplier, narrow)
-        self.constant_input = ConstantInput(channels['4'], size=4)
-        self.style_conv1 = StyleConv(channels['4'], channels['4'], 3, num_style_feat, resample_kernel=resample_kernel)
-        self.to_rgb1 = ToRGB(channels['4'], num_style_feat, upsample=False, resample_kernel=resample_kernel)
-        self.style_convs = nn.ModuleList()
-        self.to_rgbs = nn.ModuleList()
-        in_channels = channels['4']
-        for i in range(3, self.log_size + 1):
-            out_channels = channels[f'{2**i}']
-            rk = resample_kernel
-            self.style_convs.append(
-                StyleConv(in_channels, out_channels, 3, num_style_feat, sample_mode='upsample', resample_kernel=rk)
-            )
-            self.style_convs.append(StyleConv(out_channels, out_channels, 3, num_style_feat, resample_kernel=rk))
-            self.to_rgbs.append(ToRGB(out_channels, num_style_feat, upsample=True, resample_kernel=rk))
-            in_channels = out_channels
-        self._register_noises()
+
+
+class StyleGAN2SFTGeneratorBase(StyleGAN2GeneratorBase):
+    """The forward of the GFPGAN decoders: like `StyleGAN2GeneratorBase.forward`, plus the SFT
+    `conditions` (scale, shift per resolution) from the U-Net; subclasses set `sft_half`."""
+
+    def forward(  # type: ignore[override]
+        self,
+        styles: Sequence[torch.Tensor],
+        conditions: Sequence[torch.Tensor],
+        input_is_latent: bool = False,
+        noise: Sequence[torch.Tensor] | None = None,
+        randomize_noise: bool = True,
+        truncation: float = 1,
+        truncation_latent: torch.Tensor | None = None,
+        inject_index: int | None = None,
+        return_latents: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self._generate(
+            styles, conditions, input_is_latent, noise, randomize_noise, truncation, truncation_latent, inject_index,
+            return_latents,
+        )
 
 
 class ConvLayer(nn.Sequential):
