@@ -11,25 +11,20 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from gfpgan.archs.gfpganv1_arch import ResUpBlock, load_decoder, sft_branches, unet_forward
-from gfpgan.archs.stylegan2_arch import SQRT2, EqualConv2d, EqualLinear, ScaledLeakyReLU, stylegan2_channels
+from gfpgan.archs.gfpganv1_arch import GFPGANBase, ResUpBlock
+from gfpgan.archs.stylegan2_arch import SQRT2, EqualConv2d, EqualLinear, ScaledLeakyReLU, StyleGAN2SFTGeneratorBase
 from gfpgan.archs.stylegan2_bilinear_arch import StyleGAN2GeneratorBilinear
 from gfpgan.ops.fused_act import FusedLeakyReLU
 from gfpgan.utils.registry import ARCH_REGISTRY
 
 
-class StyleGAN2GeneratorBilinearSFT(StyleGAN2GeneratorBilinear):
+class StyleGAN2GeneratorBilinearSFT(StyleGAN2SFTGeneratorBase, StyleGAN2GeneratorBilinear):
     """Bilinear StyleGAN2 generator with SFT conditions (scale, shift per resolution)."""
 
     def __init__(self, out_size: int, num_style_feat: int = 512, num_mlp: int = 8, channel_multiplier: float = 2,
                  lr_mlp: float = 0.01, narrow: float = 1, sft_half: bool = False) -> None:
         super().__init__(out_size, num_style_feat, num_mlp, channel_multiplier, lr_mlp, narrow)
         self.sft_half = sft_half
-
-    def forward(self, styles, conditions, input_is_latent=False, noise=None, randomize_noise=True, truncation=1,
-                truncation_latent=None, inject_index=None, return_latents=False):  # type: ignore[override]
-        return self._generate(styles, conditions, input_is_latent, noise, randomize_noise, truncation,
-                              truncation_latent, inject_index, return_latents)
 
 
 class ConvLayer(nn.Sequential):
@@ -63,7 +58,7 @@ class ResBlock(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class GFPGANBilinear(nn.Module):
+class GFPGANBilinear(GFPGANBase):
     """GFPGAN with bilinear resampling (no upfirdn); convert its weights with `convert_bilinear_to_clean`."""
 
     def __init__(
@@ -81,38 +76,18 @@ class GFPGANBilinear(nn.Module):
         sft_half: bool = False,
     ) -> None:
         super().__init__()
-        self.input_is_latent, self.different_w, self.num_style_feat = input_is_latent, different_w, num_style_feat
-        channels = stylegan2_channels(channel_multiplier, narrow * 0.5)
-        self.log_size = log_size = int(math.log(out_size, 2))
-        self.conv_body_first = ConvLayer(3, channels[f'{2**log_size}'], 1)
-        in_channels = channels[f'{2**log_size}']
-        self.conv_body_down = nn.ModuleList()
-        for i in range(log_size, 2, -1):
-            out_channels = channels[f'{2 ** (i - 1)}']
-            self.conv_body_down.append(ResBlock(in_channels, out_channels))
-            in_channels = out_channels
-        self.final_conv = ConvLayer(in_channels, channels['4'], 3)
-        in_channels = channels['4']
-        self.conv_body_up = nn.ModuleList()
-        for i in range(3, log_size + 1):
-            out_channels = channels[f'{2**i}']
-            self.conv_body_up.append(ResUpBlock(in_channels, out_channels))
-            in_channels = out_channels
-        self.toRGB = nn.ModuleList(EqualConv2d(channels[f'{2**i}'], 3, 1) for i in range(3, log_size + 1))
-        num_w = (log_size * 2 - 2) if different_w else 1
-        self.final_linear = EqualLinear(channels['4'] * 4 * 4, num_w * num_style_feat)
+        channels = self._build_unet(
+            out_size, num_style_feat, channel_multiplier, narrow, input_is_latent, different_w,
+            first_conv=lambda i, o: ConvLayer(i, o, 1),
+            down_block=ResBlock,
+            final_conv=lambda i, o: ConvLayer(i, o, 3),
+            up_block=ResUpBlock,
+            to_rgb=lambda i, o: EqualConv2d(i, o, 1),
+            linear=EqualLinear,
+        )
         self.stylegan_decoder = StyleGAN2GeneratorBilinearSFT(out_size, num_style_feat, num_mlp, channel_multiplier,
                                                               lr_mlp, narrow, sft_half)
-        load_decoder(self.stylegan_decoder, decoder_load_path, fix_decoder)
-        self.condition_scale, self.condition_shift = sft_branches(
-            channels, log_size, sft_half,
-            lambda i, o, bias_init: EqualConv2d(i, o, 3, stride=1, padding=1, bias=True, bias_init_val=bias_init),
-            lambda: ScaledLeakyReLU(0.2),
-        )
-
-    def forward(self, x: torch.Tensor, return_latents: bool = False, return_rgb: bool = True,
-                randomize_noise: bool = True, **kwargs):
-        return unet_forward(self, x, return_latents, return_rgb, randomize_noise)
+        self._build_sft(channels, sft_half, decoder_load_path, fix_decoder)
 
 
 # (pattern, clean key, fold the 1/sqrt(fan_in) equalized-lr scale, extra gain).

@@ -21,6 +21,7 @@ from gfpgan.archs.stylegan2_arch import (
     ResBlock,
     ScaledLeakyReLU,
     StyleGAN2Generator,
+    StyleGAN2SFTGeneratorBase,
     stylegan2_channels,
 )
 from gfpgan.ops.fused_act import FusedLeakyReLU
@@ -28,7 +29,7 @@ from gfpgan.utils.checkpoint_io import load_weights
 from gfpgan.utils.registry import ARCH_REGISTRY
 
 
-class StyleGAN2GeneratorSFT(StyleGAN2Generator):
+class StyleGAN2GeneratorSFT(StyleGAN2SFTGeneratorBase, StyleGAN2Generator):
     """StyleGAN2 generator whose features are modulated by SFT conditions (scale, shift per resolution)."""
 
     def __init__(
@@ -44,23 +45,6 @@ class StyleGAN2GeneratorSFT(StyleGAN2Generator):
     ) -> None:
         super().__init__(out_size, num_style_feat, num_mlp, channel_multiplier, resample_kernel, lr_mlp, narrow)
         self.sft_half = sft_half
-
-    def forward(  # type: ignore[override]
-        self,
-        styles: Sequence[torch.Tensor],
-        conditions: Sequence[torch.Tensor],
-        input_is_latent: bool = False,
-        noise: Sequence[torch.Tensor] | None = None,
-        randomize_noise: bool = True,
-        truncation: float = 1,
-        truncation_latent: torch.Tensor | None = None,
-        inject_index: int | None = None,
-        return_latents: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self._generate(
-            styles, conditions, input_is_latent, noise, randomize_noise, truncation, truncation_latent, inject_index,
-            return_latents,
-        )
 
 
 class ConvUpLayer(nn.Module):
@@ -182,8 +166,76 @@ def unet_forward(
     return (image, out_rgbs, latent) if return_latents else (image, out_rgbs)
 
 
+def equal_sft_conv(in_channels: int, out_channels: int, bias_init: float) -> nn.Module:
+    """The 3x3 conv of the equalized-lr SFT branches (see `sft_branches`)."""
+    return EqualConv2d(in_channels, out_channels, 3, stride=1, padding=1, bias=True, bias_init_val=bias_init)
+
+
+class GFPGANBase(nn.Module):
+    """What the GFPGAN variants share: the U-Net layout (module names = checkpoint keys) and the forward.
+
+    A subclass calls `_build_unet` with its layer builders, sets `stylegan_decoder`, then `_build_sft`.
+    forward(x) -> (image, [intermediate rgb at 8, 16, ... px]); x and image in [-1, 1].
+    """
+
+    def _build_unet(
+        self,
+        out_size: int,
+        num_style_feat: int,
+        channel_multiplier: float,
+        narrow: float,
+        input_is_latent: bool,
+        different_w: bool,
+        first_conv: Callable[[int, int], nn.Module],
+        down_block: Callable[[int, int], nn.Module],
+        final_conv: Callable[[int, int], nn.Module],
+        up_block: Callable[[int, int], nn.Module],
+        to_rgb: Callable[[int, int], nn.Module],
+        linear: Callable[[int, int], nn.Module],
+    ) -> dict[str, int]:
+        """Encoder, style-code linear and decoder of the U-Net; returns its channels per resolution."""
+        self.input_is_latent, self.different_w, self.num_style_feat = input_is_latent, different_w, num_style_feat
+        channels = stylegan2_channels(channel_multiplier, narrow * 0.5)  # the U-Net is half as wide
+        self.log_size = log_size = int(math.log(out_size, 2))
+        self.conv_body_first = first_conv(3, channels[f'{2**log_size}'])
+        in_channels = channels[f'{2**log_size}']
+        self.conv_body_down = nn.ModuleList()
+        for i in range(log_size, 2, -1):
+            out_channels = channels[f'{2 ** (i - 1)}']
+            self.conv_body_down.append(down_block(in_channels, out_channels))
+            in_channels = out_channels
+        self.final_conv = final_conv(in_channels, channels['4'])
+        in_channels = channels['4']
+        self.conv_body_up = nn.ModuleList()
+        for i in range(3, log_size + 1):
+            out_channels = channels[f'{2**i}']
+            self.conv_body_up.append(up_block(in_channels, out_channels))
+            in_channels = out_channels
+        self.toRGB = nn.ModuleList(to_rgb(channels[f'{2**i}'], 3) for i in range(3, log_size + 1))
+        num_w = (log_size * 2 - 2) if different_w else 1
+        self.final_linear = linear(channels['4'] * 4 * 4, num_w * num_style_feat)
+        return channels
+
+    def _build_sft(
+        self,
+        channels: dict[str, int],
+        sft_half: bool,
+        decoder_load_path: str | None,
+        fix_decoder: bool,
+        conv: Callable[..., nn.Module] = equal_sft_conv,
+        act: Callable[[], nn.Module] = lambda: ScaledLeakyReLU(0.2),
+    ) -> None:
+        """Load (and maybe freeze) `stylegan_decoder`, then build the SFT condition nets."""
+        load_decoder(self.stylegan_decoder, decoder_load_path, fix_decoder)
+        self.condition_scale, self.condition_shift = sft_branches(channels, self.log_size, sft_half, conv, act)
+
+    def forward(self, x: torch.Tensor, return_latents: bool = False, return_rgb: bool = True,
+                randomize_noise: bool = True, **kwargs):
+        return unet_forward(self, x, return_latents, return_rgb, randomize_noise)
+
+
 @ARCH_REGISTRY.register()
-class GFPGANv1(nn.Module):
+class GFPGANv1(GFPGANBase):
     """GFPGANv1: U-Net (ResBlocks down, ResUpBlocks up) + StyleGAN2GeneratorSFT decoder.
 
     forward(x) -> (image, [intermediate rgb at 8, 16, ... px]); x and image in [-1, 1].
@@ -205,39 +257,19 @@ class GFPGANv1(nn.Module):
         sft_half: bool = False,
     ) -> None:
         super().__init__()
-        self.input_is_latent, self.different_w, self.num_style_feat = input_is_latent, different_w, num_style_feat
-        channels = stylegan2_channels(channel_multiplier, narrow * 0.5)  # the U-Net is half as wide
-        self.log_size = log_size = int(math.log(out_size, 2))
-        self.conv_body_first = ConvLayer(3, channels[f'{2**log_size}'], 1, bias=True, activate=True)
-        in_channels = channels[f'{2**log_size}']
-        self.conv_body_down = nn.ModuleList()
-        for i in range(log_size, 2, -1):
-            out_channels = channels[f'{2 ** (i - 1)}']
-            self.conv_body_down.append(ResBlock(in_channels, out_channels, resample_kernel))
-            in_channels = out_channels
-        self.final_conv = ConvLayer(in_channels, channels['4'], 3, bias=True, activate=True)
-        in_channels = channels['4']
-        self.conv_body_up = nn.ModuleList()
-        for i in range(3, log_size + 1):
-            out_channels = channels[f'{2**i}']
-            self.conv_body_up.append(ResUpBlock(in_channels, out_channels))
-            in_channels = out_channels
-        self.toRGB = nn.ModuleList(EqualConv2d(channels[f'{2**i}'], 3, 1) for i in range(3, log_size + 1))
-        num_w = (log_size * 2 - 2) if different_w else 1
-        self.final_linear = EqualLinear(channels['4'] * 4 * 4, num_w * num_style_feat)
+        channels = self._build_unet(
+            out_size, num_style_feat, channel_multiplier, narrow, input_is_latent, different_w,
+            first_conv=lambda i, o: ConvLayer(i, o, 1, bias=True, activate=True),
+            down_block=lambda i, o: ResBlock(i, o, resample_kernel),
+            final_conv=lambda i, o: ConvLayer(i, o, 3, bias=True, activate=True),
+            up_block=ResUpBlock,
+            to_rgb=lambda i, o: EqualConv2d(i, o, 1),
+            linear=EqualLinear,
+        )
         self.stylegan_decoder = StyleGAN2GeneratorSFT(
             out_size, num_style_feat, num_mlp, channel_multiplier, resample_kernel, lr_mlp, narrow, sft_half
         )
-        load_decoder(self.stylegan_decoder, decoder_load_path, fix_decoder)
-        self.condition_scale, self.condition_shift = sft_branches(
-            channels, log_size, sft_half,
-            lambda i, o, bias_init: EqualConv2d(i, o, 3, stride=1, padding=1, bias=True, bias_init_val=bias_init),
-            lambda: ScaledLeakyReLU(0.2),
-        )
-
-    def forward(self, x: torch.Tensor, return_latents: bool = False, return_rgb: bool = True,
-                randomize_noise: bool = True, **kwargs):
-        return unet_forward(self, x, return_latents, return_rgb, randomize_noise)
+        self._build_sft(channels, sft_half, decoder_load_path, fix_decoder)
 
 
 @ARCH_REGISTRY.register()
