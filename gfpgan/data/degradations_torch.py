@@ -67,15 +67,19 @@ def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
     return torch.matmul(weights, img.flatten(-2)).view(*img.shape[:-3], 1, *img.shape[-2:])
 
 
+def _batch_param(value: torch.Tensor | float, img: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A scalar or per-sample (B,) noise parameter as a (B, 1, 1, 1) tensor on `img`'s device."""
+    return torch.as_tensor(value, dtype=dtype, device=img.device).reshape(-1, 1, 1, 1).expand(img.shape[0], 1, 1, 1)
+
+
 def add_gaussian_noise(
     img: torch.Tensor, sigma: torch.Tensor | float, gray: torch.Tensor | bool = False, clip: bool = True,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """img + N(0, sigma/255), sigma per sample (B,) on the 0..255 scale; `gray` (B,) shares noise over channels."""
-    b = img.shape[0]
-    sigma = torch.as_tensor(sigma, dtype=img.dtype, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
+    sigma = _batch_param(sigma, img, img.dtype)
     noise = torch.randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
-    gray = torch.as_tensor(gray, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
+    gray = _batch_param(gray, img)
     noise = torch.where(gray, noise[:, :1].expand_as(noise), noise)  # no .any(): it would sync the GPU
     out = img + noise * (sigma / 255.0)
     return out.clamp_(0, 1) if clip else out
@@ -87,8 +91,8 @@ def add_poisson_noise(
 ) -> torch.Tensor:
     """Shot noise per sample; the photon level is set, as on the numpy path, by the distinct 8-bit values."""
     b = img.shape[0]
-    scale = torch.as_tensor(scale, dtype=img.dtype, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
-    gray = torch.as_tensor(gray, device=img.device).reshape(-1, 1, 1, 1).expand(b, 1, 1, 1)
+    scale = _batch_param(scale, img, img.dtype)
+    gray = _batch_param(gray, img)
     src = torch.where(gray, rgb_to_gray(img).expand_as(img), img)
     q8 = (src * 255.0).round().clamp_(0, 255)
     bins = q8.flatten(1).long() + 256 * torch.arange(b, device=img.device).unsqueeze(1)  # one histogram per sample
