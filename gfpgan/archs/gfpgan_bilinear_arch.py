@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from gfpgan.archs.gfpganv1_arch import GFPGANBase, ResUpBlock
-from gfpgan.archs.stylegan2_arch import SQRT2, EqualConv2d, EqualLinear, ScaledLeakyReLU, StyleGAN2SFTGeneratorBase
+from gfpgan.archs.stylegan2_arch import SQRT2, EqualConv2d, ScaledLeakyReLU, StyleGAN2SFTGeneratorBase
 from gfpgan.archs.stylegan2_bilinear_arch import StyleGAN2GeneratorBilinear
 from gfpgan.ops.fused_act import FusedLeakyReLU
 from gfpgan.utils.registry import ARCH_REGISTRY
@@ -82,8 +82,6 @@ class GFPGANBilinear(GFPGANBase):
             down_block=ResBlock,
             final_conv=lambda i, o: ConvLayer(i, o, 3),
             up_block=ResUpBlock,
-            to_rgb=lambda i, o: EqualConv2d(i, o, 1),
-            linear=EqualLinear,
         )
         self.stylegan_decoder = StyleGAN2GeneratorBilinearSFT(out_size, num_style_feat, num_mlp, channel_multiplier,
                                                               lr_mlp, narrow, sft_half)

@@ -190,10 +190,13 @@ class GFPGANBase(nn.Module):
         down_block: Callable[[int, int], nn.Module],
         final_conv: Callable[[int, int], nn.Module],
         up_block: Callable[[int, int], nn.Module],
-        to_rgb: Callable[[int, int], nn.Module],
-        linear: Callable[[int, int], nn.Module],
+        to_rgb: Callable[[int, int], nn.Module] = lambda i, o: EqualConv2d(i, o, 1),
+        linear: Callable[[int, int], nn.Module] = EqualLinear,
     ) -> dict[str, int]:
-        """Encoder, style-code linear and decoder of the U-Net; returns its channels per resolution."""
+        """Encoder, style-code linear and decoder of the U-Net; returns its channels per resolution.
+
+        The defaults of `to_rgb`, `linear` (and `_build_sft`'s) are the equalized-lr layers.
+        """
         self.input_is_latent, self.different_w, self.num_style_feat = input_is_latent, different_w, num_style_feat
         channels = stylegan2_channels(channel_multiplier, narrow * 0.5)  # the U-Net is half as wide
         self.log_size = log_size = int(math.log(out_size, 2))
@@ -263,8 +266,6 @@ class GFPGANv1(GFPGANBase):
             down_block=lambda i, o: ResBlock(i, o, resample_kernel),
             final_conv=lambda i, o: ConvLayer(i, o, 3, bias=True, activate=True),
             up_block=ResUpBlock,
-            to_rgb=lambda i, o: EqualConv2d(i, o, 1),
-            linear=EqualLinear,
         )
         self.stylegan_decoder = StyleGAN2GeneratorSFT(
             out_size, num_style_feat, num_mlp, channel_multiplier, resample_kernel, lr_mlp, narrow, sft_half
