@@ -15,15 +15,6 @@ LATENT = 16
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread beats two on a shared 2-core machine (no spin-wait contention)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def make_opt(tmp_path, gan_type='vanilla', size=32, use_bn=True, **train):
     opt = {
         'name': 'gan_test', 'model_type': 'GANModel', 'is_train': True, 'num_gpu': 0, 'dist': False,
@@ -275,13 +266,16 @@ def test_missing_options_are_named(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- FID
-def _shapes_opt(tmp_path, **val):
+def _shapes_opt(tmp_path, num_samples: int | None = None, **val):
+    """options/train_dcgan_tiny.yml writing under `tmp_path`; `num_samples` sizes both the val set and FID."""
     from gfpgan.utils.options import yaml_load
     opt = yaml_load(str(REPO / 'options' / 'train_dcgan_tiny.yml'))
     opt.update({'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1})
     opt['path'] = {'visualization': str(tmp_path / 'vis'), 'models': str(tmp_path / 'models'),
                    'training_states': str(tmp_path / 'states'), 'experiments_root': str(tmp_path)}
     opt['val'].update(val)
+    if num_samples is not None:
+        opt['datasets']['val']['num_samples'] = opt['val']['fid']['num_samples'] = num_samples
     return opt
 
 
@@ -292,9 +286,7 @@ def _loader(dataset_opt, phase='val'):
 
 
 def test_fid_validation_is_rng_neutral_cached_and_keeps_the_best(tmp_path):
-    opt = _shapes_opt(tmp_path)
-    opt['datasets']['val']['num_samples'] = 64
-    opt['val']['fid']['num_samples'] = 64
+    opt = _shapes_opt(tmp_path, num_samples=64)
     torch.manual_seed(0)
     model = build_model(opt)
     loader = _loader(opt['datasets']['val'])
@@ -333,9 +325,7 @@ def test_fid_validation_is_rng_neutral_cached_and_keeps_the_best(tmp_path):
 
 
 def test_plateau_on_fid_steps_at_validation(tmp_path):
-    opt = _shapes_opt(tmp_path)
-    opt['datasets']['val']['num_samples'] = 32
-    opt['val']['fid']['num_samples'] = 32
+    opt = _shapes_opt(tmp_path, num_samples=32)
     opt['train']['scheduler'] = {'type': 'ReduceLROnPlateau', 'monitor': 'fid', 'factor': 0.1, 'patience': 0}
     model = build_model(opt)
     loader = _loader(opt['datasets']['val'])
@@ -370,9 +360,7 @@ def test_tiny_dcgan_training_lowers_fid(tmp_path):
 
 def test_evaluation_mode_fid_of_a_saved_ema_generator(tmp_path):
     """As gfpgan/test.py builds it (is_train false): the EMA weights loaded as net_g give the trained fid_ema."""
-    opt = _shapes_opt(tmp_path)
-    opt['datasets']['val']['num_samples'] = 32
-    opt['val']['fid']['num_samples'] = 32
+    opt = _shapes_opt(tmp_path, num_samples=32)
     torch.manual_seed(0)
     model = build_model(opt)
     loader = _loader(opt['datasets']['val'])

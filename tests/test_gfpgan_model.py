@@ -67,20 +67,11 @@ def changed(before: dict, net, prefix: str = '') -> bool:
     return any(not torch.equal(before[k], v) for k, v in net.state_dict().items() if k.startswith(prefix))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Many small ops: one thread is several times faster than two fighting over a loaded CI machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope='module')
 def trained(data_dir, tmp_path_factory):
     """A tiny model after one early and one late step (shared by the tests below: building it is the cost)."""
     tmp_path = tmp_path_factory.mktemp('gfpgan')
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # module scope: set up before conftest's per-test `_few_threads`
     torch.manual_seed(0)
     opt = tiny_options(data_dir, tmp_path)
     model = build_model(opt)
