@@ -2,34 +2,21 @@
 keeps the best checkpoint, and resumes exactly; its FID equals a 1-process evaluation of the checkpoint."""
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from launch import REPO, run_train, torchrun
 
 from gfpgan.utils.checkpoint_io import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
 OPT = REPO / 'options' / 'train_lightweight_gan_tiny.yml'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
-           'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}',
-           str(REPO / 'gfpgan' / 'train.py'), '-opt', str(OPT), *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return run_train(['-opt', str(OPT), *args], cwd, launcher=torchrun(), timeout=300)
 
 
 @pytest.mark.slow

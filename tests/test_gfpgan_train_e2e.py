@@ -5,37 +5,18 @@ checkpoints) matched by a 1-process gfpgan/test.py evaluation, a clear error whe
 from __future__ import annotations
 
 import csv
-import os
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from launch import REPO, run_script, run_train, torchrun
 
 from gfpgan.utils.checkpoint_io import load_checkpoint
 from gfpgan.utils.options import yaml_load
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'options' / 'train_gfpgan_tiny.yml'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _env() -> dict:
-    return {
-        **os.environ,
-        'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
-        'OMP_NUM_THREADS': '1',  # many small ops: one thread per process is fastest on 2 cores
-        'PYTHONUNBUFFERED': '1',
-    }
 
 
 def write_tiny(tmp_path: Path, data_dir: Path, name: str, iters: int, val_freq: int, **extra) -> Path:
@@ -73,9 +54,7 @@ def logged_metrics(log: str) -> dict[str, dict[str, float]]:
 
 def test_torchrun_two_processes_matches_one_process_evaluation(tmp_path, data_dir):
     opt_path = write_tiny(tmp_path, data_dir, 'ddp', iters=4, val_freq=4)
-    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}']
-    proc = subprocess.run(launcher + [str(REPO / 'gfpgan' / 'train.py'), '-opt', str(opt_path)], cwd=tmp_path,
-                          env=_env(), capture_output=True, text=True, timeout=240)
+    proc = run_train(['-opt', str(opt_path)], tmp_path, launcher=torchrun(), timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     exp = tmp_path / 'experiments' / 'ddp'
     log = next(exp.glob('train_ddp_*.log')).read_text()
@@ -103,8 +82,7 @@ def test_torchrun_two_processes_matches_one_process_evaluation(tmp_path, data_di
         'val': {'save_img': True, 'metrics': train_opt['val']['metrics']},
     }
     (tmp_path / 'eval.yml').write_text(yaml.safe_dump(test_opt, sort_keys=False))
-    proc = subprocess.run([sys.executable, str(REPO / 'gfpgan' / 'test.py'), '-opt', str(tmp_path / 'eval.yml')],
-                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
+    proc = run_script(REPO / 'gfpgan' / 'test.py', ['-opt', str(tmp_path / 'eval.yml')], tmp_path, timeout=180)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(tmp_path / 'results' / 'eval_ddp' / 'metrics.csv') as f:
         table = {row['dataset']: row for row in csv.DictReader(f)}
@@ -124,8 +102,7 @@ def test_missing_ffhq_is_a_clear_error(tmp_path, data_dir):
     opt = yaml_load(opt_path)
     opt['datasets']['train']['dataroot_gt'] = str(tmp_path / 'datasets' / 'ffhq' / 'ffhq_512')
     opt_path.write_text(yaml.safe_dump(opt, sort_keys=False))
-    proc = subprocess.run([sys.executable, str(REPO / 'gfpgan' / 'train.py'), '-opt', str(opt_path)], cwd=tmp_path,
-                          env=_env(), capture_output=True, text=True, timeout=120)
+    proc = run_train(['-opt', str(opt_path)], tmp_path, timeout=120)
     assert proc.returncode == 2
     assert 'datasets/ffhq/ffhq_512' in proc.stderr and 'Traceback' not in proc.stderr
 
@@ -143,8 +120,7 @@ def test_tiny_training_beats_the_degraded_input(tmp_path, data_dir):
     sample = build_dataset(val_opt)[0]
     pair = {'img': tensor2img(sample['lq'], min_max=(-1, 1)), 'img2': tensor2img(sample['gt'], min_max=(-1, 1))}
     input_psnr = calculate_metric(pair, {'type': 'calculate_psnr'})
-    proc = subprocess.run([sys.executable, str(REPO / 'gfpgan' / 'train.py'), '-opt', str(opt_path)], cwd=tmp_path,
-                          env=_env(), capture_output=True, text=True, timeout=900)
+    proc = run_train(['-opt', str(opt_path)], tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     log = next((tmp_path / 'experiments' / 'fit').glob('train_fit_*.log')).read_text()
     restored = logged_metrics(log)['ffhq_sample_val']['psnr']
@@ -154,14 +130,12 @@ def test_tiny_training_beats_the_degraded_input(tmp_path, data_dir):
 @pytest.mark.slow
 def test_auto_resume_is_bit_exact(tmp_path, data_dir):
     """2 iterations + --auto_resume to 3 gives the weights of 3 straight iterations (every network)."""
-    train = [sys.executable, str(REPO / 'gfpgan' / 'train.py')]
     runs = {}
     for name, steps in (('straight', [3]), ('resumed', [2, 3])):
         opt_path = write_tiny(tmp_path, data_dir, name, iters=3, val_freq=100)
         for i, iters in enumerate(steps):
             args = ['-opt', str(opt_path), '--force_yml', f'train:total_iter={iters}', 'logger:save_checkpoint_freq=2']
-            proc = subprocess.run(train + args + (['--auto_resume'] if i else []), cwd=tmp_path, env=_env(),
-                                  capture_output=True, text=True, timeout=300)
+            proc = run_train(args + (['--auto_resume'] if i else []), tmp_path, timeout=300)
             assert proc.returncode == 0, proc.stderr[-4000:]
         runs[name] = tmp_path / 'experiments' / name / 'models'
     for label in ('net_g', 'net_d', 'net_d_left_eye', 'net_d_mouth'):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,11 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from launch import TRAIN, run_train, subprocess_env, torchrun
 
 from gfpgan.utils.checkpoint_io import load_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
-TRAIN = str(REPO / 'gfpgan' / 'train.py')
 
 TINY = """\
 name: {name}
@@ -75,17 +72,6 @@ def write_opt(
     return path
 
 
-def run_train(args: list[str], cwd: Path, timeout: int = 240, launcher: list[str] | None = None):
-    env = {
-        **os.environ,
-        'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
-        'OMP_NUM_THREADS': '1',
-        'PYTHONUNBUFFERED': '1',
-    }
-    cmd = (launcher or [sys.executable]) + [TRAIN] + args
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def test_single_process_run_layout_logs_and_checkpoints(tmp_path):
     opt = write_opt(tmp_path, 'tiny', iters=20)
     proc = run_train(['-opt', str(opt)], tmp_path)
@@ -127,15 +113,10 @@ def test_sigkill_then_auto_resume_is_bit_exact(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     opt = write_opt(tmp_path, 'killed', iters=iters, workers=1, save_freq=10, val_freq=1000)
-    env = {
-        **os.environ,
-        'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
-        'OMP_NUM_THREADS': '1',
-    }
     victim = subprocess.Popen(
-        [sys.executable, TRAIN, '-opt', str(opt)],
+        [sys.executable, str(TRAIN), '-opt', str(opt)],
         cwd=tmp_path,
-        env=env,
+        env=subprocess_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -159,17 +140,10 @@ def test_sigkill_then_auto_resume_is_bit_exact(tmp_path):
     _same_weights(models / 'net_g_latest.pth', tmp_path / 'experiments' / 'ref' / 'models' / 'net_g_latest.pth')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_processes_train_validate_checkpoint(tmp_path):
     opt = write_opt(tmp_path, 'ddp', iters=12, save_freq=6, val_freq=6)
-    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}']
-    proc = run_train(['-opt', str(opt)], tmp_path, launcher=launcher)
+    proc = run_train(['-opt', str(opt)], tmp_path, launcher=torchrun())
     assert proc.returncode == 0, proc.stderr[-4000:]
     exp = tmp_path / 'experiments' / 'ddp'
     log = next(exp.glob('train_ddp_*.log')).read_text()
