@@ -45,12 +45,17 @@ def test_text_renamed_png_names_the_file(tmp_path):
         imread(path)
 
 
-@pytest.mark.parametrize('keep', [0.5, 'no_iend'])
-def test_truncated_png_raises(tmp_path, keep):
-    data = _encode(_gradient(), '.png')
-    cut = data[: len(data) // 2] if keep == 0.5 else data[:-12]  # the last 12 bytes are the IEND chunk
-    path = _write(tmp_path / 'cut.png', cut)
-    with pytest.raises(ImageReadError, match=r'cut\.png: truncated PNG'):
+# (extension, encoder params, format name, bytes of the end marker: PNG's IEND chunk, JPEG's EOI)
+@pytest.mark.parametrize('ext, params, kind, end_bytes', [
+    ('.png', (), 'PNG', 12),
+    ('.jpg', (cv2.IMWRITE_JPEG_QUALITY, 90), 'JPEG', 2),
+])
+@pytest.mark.parametrize('keep', ['half', 'no_end_marker'])
+def test_truncated_file_raises(tmp_path, ext, params, kind, end_bytes, keep):
+    data = _encode(_gradient(), ext, params)
+    cut = data[: len(data) // 2] if keep == 'half' else data[:-end_bytes]
+    path = _write(tmp_path / f'cut{ext}', cut)
+    with pytest.raises(ImageReadError, match=rf'cut\{ext}: truncated {kind}'):
         imread(path)
 
 
@@ -66,15 +71,6 @@ def test_truncated_png_with_iend_text_inside_still_raises(tmp_path):
     assert imread(_write(tmp_path / 'ok.png', with_text + b'junk after the end')).shape == (24, 32, 3)
     with pytest.raises(ImageReadError, match='truncated PNG'):
         imread(_write(tmp_path / 'cut.png', with_text[: len(with_text) - 30]))
-
-
-@pytest.mark.parametrize('keep', [0.5, 'no_eoi'])
-def test_truncated_jpeg_raises(tmp_path, keep):
-    data = _encode(_gradient(), '.jpg', [cv2.IMWRITE_JPEG_QUALITY, 90])
-    cut = data[: len(data) // 2] if keep == 0.5 else data[:-2]  # the last 2 bytes are the EOI marker
-    path = _write(tmp_path / 'cut.jpg', cut)
-    with pytest.raises(ImageReadError, match=r'cut\.jpg: truncated JPEG'):
-        imread(path)
 
 
 def test_truncated_jpeg_with_thumbnail_eoi_still_raises(tmp_path):
