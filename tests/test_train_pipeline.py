@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from launch import TRAIN, run_train, subprocess_env, torchrun
 
 from gfpgan.utils.checkpoint_io import load_checkpoint
+from gfpgan.utils.options import yaml_load
 
 TINY = """\
 name: {name}
@@ -154,26 +156,15 @@ def test_torchrun_two_processes_train_validate_checkpoint(tmp_path):
     assert set(state['rng_per_rank']) == {0, 1}
     # the DDP-trained replicas stayed in sync: rank 0 saved, and a 1-process validation agrees with the log
     psnr_logged = float(log.split('# psnr: ')[-1].split()[0])
+    train_opt = yaml_load(str(opt))  # evaluate the same network on the same validation set
     test_opt = tmp_path / 'test.yml'
-    test_opt.write_text(
-        f"""name: ddp_eval
-model_type: RestorationModel
-num_gpu: 0
-datasets:
-  test:
-    name: photos_val
-    type: SamplePhotosDataset
-    num_samples: 6
-    gt_size: 32
-network_g: {{type: ResidualCNN, num_feat: 8, num_block: 2}}
-path:
-  pretrain_network_g: {exp / 'models' / 'net_g_latest.pth'}
-  param_key_g: params_ema
-val:
-  metrics:
-    psnr: {{type: calculate_psnr, crop_border: 0}}
-"""
-    )
+    test_opt.write_text(yaml.safe_dump({
+        'name': 'ddp_eval', 'model_type': 'RestorationModel', 'num_gpu': 0,
+        'datasets': {'test': train_opt['datasets']['val']},
+        'network_g': train_opt['network_g'],
+        'path': {'pretrain_network_g': str(exp / 'models' / 'net_g_latest.pth'), 'param_key_g': 'params_ema'},
+        'val': {'metrics': train_opt['val']['metrics']},
+    }, sort_keys=False))
     from gfpgan.test import test_pipeline
 
     results = test_pipeline(str(tmp_path), ['-opt', str(test_opt)])
