@@ -556,25 +556,10 @@ class StyleGAN2Generator(StyleGAN2GeneratorBase):
 
 
 class StyleGAN2SFTGeneratorBase(StyleGAN2GeneratorBase):
-    """The forward of the GFPGAN decoders: like `StyleGAN2GeneratorBase.forward`, plus the SFT
-    `conditions` (scale, shift per resolution) from the U-Net; subclasses set `sft_half`."""
+    """The GFPGAN decoders: `forward(styles, conditions, input_is_latent=False, ...)` takes the SFT
+    `conditions` (scale, shift per resolution) from the U-Net second; subclasses set `sft_half`."""
 
-    def forward(  # type: ignore[override]
-        self,
-        styles: Sequence[torch.Tensor],
-        conditions: Sequence[torch.Tensor],
-        input_is_latent: bool = False,
-        noise: Sequence[torch.Tensor] | None = None,
-        randomize_noise: bool = True,
-        truncation: float = 1,
-        truncation_latent: torch.Tensor | None = None,
-        inject_index: int | None = None,
-        return_latents: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self._generate(
-            styles, conditions, input_is_latent, noise, randomize_noise, truncation, truncation_latent, inject_index,
-            return_latents,
-        )
+    forward = StyleGAN2GeneratorBase._generate  # exactly that argument order
 
 
 class ConvLayer(nn.Sequential):
