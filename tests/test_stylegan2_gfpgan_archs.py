@@ -341,20 +341,23 @@ def test_benchmark_script_sections(capsys):
     assert_close_to_scale(reference, ours, tol=1e-5)
 
 
+class ImageOnly(torch.nn.Module):
+    """A GFPGAN as exports see it: the restored image alone, with the decoder's fixed noise."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x, randomize_noise=False, return_rgb=False)[0]
+
+
 @pytest.mark.parametrize('cls', [GFPGANv1Clean, GFPGANv1], ids=lambda c: c.__name__)
 def test_onnx_export_small_config_with_dynamic_batch(tmp_path, cls):
     onnx = pytest.importorskip('onnx')
     ort = pytest.importorskip('onnxruntime')
     torch.manual_seed(0)
     net = cls(**{**TINY, 'input_is_latent': True}).eval()
-
-    class ImageOnly(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return self.inner(x, randomize_noise=False, return_rgb=False)[0]
 
     path = tmp_path / 'gfpgan.onnx'
     torch.onnx.export(
@@ -372,14 +375,6 @@ def test_onnx_export_small_config_with_dynamic_batch(tmp_path, cls):
 @pytest.mark.slow
 def test_torch_export_small_clean_has_no_random_ops():
     net = GFPGANv1Clean(**{**TINY, 'input_is_latent': True}).eval()
-
-    class ImageOnly(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return self.inner(x, randomize_noise=False)[0]
 
     x = torch.rand(1, 3, 16, 16)
     exported = torch.export.export(ImageOnly(net), (x,))
