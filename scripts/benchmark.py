@@ -240,7 +240,8 @@ def bench_arch(args: argparse.Namespace) -> str:
 
 # ---------------------------------------------------------------- gpu: bf16 + channels_last + compile
 FLOP_PER_FACE = 396e9  # GFPGANv1Clean-512 forward (multiply-adds x 2)
-BF16_PEAK_TFLOPS = {'H200': 989.0, 'H100': 989.0, 'A100': 312.0, 'L40S': 362.0, 'L4': 121.0, 'A10': 125.0,
+BF16_PEAK_TFLOPS = {'H200': 989.0, 'H100 PCIe': 756.0, 'H100 NVL': 835.0, 'H100': 989.0,
+                    'A100': 312.0, 'L40S': 362.0, 'L4': 121.0, 'A10': 125.0,
                     '4090': 165.0, '3090': 71.0}  # dense bf16 tensor-core peaks (vendor datasheets)
 
 
@@ -263,7 +264,8 @@ def bench_gpu(args: argparse.Namespace) -> str:
         reason = 'no CUDA device on this machine' if not torch.cuda.is_available() else '--no-cuda given'
         print(f'  gpu: skipped ({reason})', flush=True)
         return (title + f'Skipped: {reason}. On a GPU machine this section times, at batch 1 and at '
-                f'{args.cuda_batches[1:] or "a larger batch"}: fp32 eager (baseline), bf16 + channels_last eager, '
+                f'{", ".join(map(str, args.cuda_batches[1:])) or "a larger batch"}: fp32 eager (baseline), '
+                'bf16 + channels_last eager, '
                 'bf16 + channels_last + `torch.compile`, and at batch 1 also `mode="reduce-overhead"` (CUDA '
                 'graphs); it reports faces/s, the speed-up over fp32 eager, the fraction of the bf16 peak '
                 f'({FLOP_PER_FACE / 1e9:.0f} GFLOP per face) and the bf16 PSNR against fp32 (target >= 40 dB).\n')
