@@ -124,3 +124,18 @@ def test_compile_is_equal(net):
     assert fast.fn is not fast.net
     out = fast(image(), randomize_noise=False, return_rgb=False)[0]
     assert max_rel_err(out, ref) < 1e-4
+
+
+def test_gfpganer_fast_modes_restore_the_same_faces(net):
+    import numpy as np
+
+    from gfpgan.restorer import GFPGANer
+
+    crop = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    outs = {}
+    for name, kwargs in {'plain': dict(channels_last=False), 'fast': {}, 'bf16': dict(dtype='bf16')}.items():
+        restorer = GFPGANer(None, net=copy.deepcopy(net), upscale=1, device='cpu', **kwargs)
+        assert restorer._generator.channels_last == (name != 'plain')
+        outs[name] = restorer.restore_faces([crop])[0].astype(int)
+    assert np.abs(outs['fast'] - outs['plain']).max() <= 1  # uint8 rounding of equal floats
+    assert 0 < np.abs(outs['bf16'] - outs['plain']).mean() < 8
