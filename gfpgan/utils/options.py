@@ -100,32 +100,10 @@ def apply_force_yml(opt: dict, overrides: Sequence[str], source: str) -> None:
 
 # ----------------------------------------------------------------------------------------- validation
 TOP_LEVEL_KEYS = {
-    'name',
-    'model_type',
-    'scale',
-    'num_gpu',
-    'manual_seed',
-    'datasets',
-    'path',
-    'train',
-    'val',
-    'logger',
-    'dist_params',
-    'find_unused_parameters',
-    'imports',
-    'is_train',
-    'dist',
-    'rank',
-    'world_size',
-    'auto_resume',
-    'use_static_graph',
-    'cudnn_benchmark',
-    'deterministic',
-    'amp',
-    'channels_last',
-    'compile',
-    'test',
-}
+    'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
+    'dist_params', 'find_unused_parameters', 'imports', 'cudnn_benchmark', 'amp', 'channels_last',
+    'is_train', 'dist', 'rank', 'world_size', 'auto_resume',  # set by parse_options
+}  # fmt: skip
 PATH_KEYS_RE = re.compile(
     r'^(pretrain_network_\w+|param_key_\w+|strict_load_\w+|resume_state|'
     r'ignore_resume_networks|experiments_root|results_root|root|models|training_states|log|'
