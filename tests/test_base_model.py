@@ -146,3 +146,12 @@ def test_seeded_dataset_is_deterministic_and_keeps_main_rng():
     assert torch.equal(a[0], b[0]) and a[1] == b[1]
     assert not torch.equal(ds[(1, 124)][0], a[0])
     assert torch.equal(torch.rand(1), expected_next)  # the training RNG was not disturbed
+
+
+def test_validation_progress_bar_follows_val_pbar():
+    m = _model()
+    loader = [1, 2, 3]
+    assert m.validation_progress(loader, 'v') is loader
+    m.opt['val'] = {'pbar': True}
+    bar = m.validation_progress(loader, 'v')
+    assert list(bar) == loader and bar.desc.startswith('Validate v')

@@ -228,7 +228,7 @@ class BaseModel:
         sums = torch.zeros(len(names) + 1, dtype=torch.float64)
         rank = get_dist_info()[0]
         start = time.time()
-        for data in dataloader:
+        for data in self.validation_progress(dataloader, dataset_name):
             self.feed_data(data)
             self.test()
             visuals = self.get_current_visuals()
@@ -260,6 +260,14 @@ class BaseModel:
         return results
 
     output_range: tuple[float, float] = (0, 1)
+
+    def validation_progress(self, dataloader: Any, dataset_name: str) -> Any:
+        """The loader, wrapped in a tqdm bar on rank 0 when `val.pbar` is on (upstream's option)."""
+        if not (self.opt.get('val') or {}).get('pbar') or get_dist_info()[0] != 0:
+            return dataloader
+        from tqdm import tqdm
+
+        return tqdm(dataloader, desc=f'Validate {dataset_name}', unit='batch', leave=False)
 
     def _update_best_metric_result(self, dataset_name: str, metric: str, value: float, current_iter: int) -> bool:
         """Track the best value of each metric (lower is better for names in `lower_better`); True if improved."""

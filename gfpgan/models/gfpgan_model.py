@@ -487,7 +487,7 @@ class GFPGANModel(BaseModel):
         acc = MetricAccumulator(per_image.keys() | identity.keys())
         count = torch.zeros(1, dtype=torch.float64)
         start = time.time()
-        for data in dataloader:
+        for data in self.validation_progress(dataloader, dataset_name):
             self.feed_data(data)
             self.test()
             visuals = self.get_current_visuals()

@@ -110,7 +110,7 @@ PATH_KEYS_RE = re.compile(
     r'visualization|tb_logger)$'
 )
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb', 'keep_last_checkpoints'}
-VAL_KEYS = {'val_freq', 'save_img', 'suffix', 'pbar', 'metrics', 'grids', 'best_metric', 'keep_best', 'fid'}
+VAL_KEYS = {'val_freq', 'save_img', 'suffix', 'pbar', 'metrics', 'grids', 'keep_best', 'fid'}
 
 
 def _fail(source: str, key: str, msg: str) -> None:
