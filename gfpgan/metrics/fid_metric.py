@@ -144,7 +144,7 @@ class FeatureStats:
         return mu.numpy(), ((cov + cov.T) / 2).numpy()
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(better='lower')
 def calculate_fid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 0.0,
                   **kwargs) -> float:
     """Frechet distance |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2) between two Gaussians.
@@ -252,7 +252,7 @@ def reference_stats(folder: str | os.PathLike, extractor: FIDFeatureExtractor,
     return mu, sigma
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(better='lower')
 def calculate_fid_folder(folder: str | os.PathLike, ref_folder: str | os.PathLike,
                          cache_dir: str | os.PathLike | None = None, source: str = 'auto',
                          weights_path: str | os.PathLike | None = None, batch_size: int = 8,

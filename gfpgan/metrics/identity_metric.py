@@ -53,7 +53,7 @@ def _bgr_uint8_to_tensor(img: np.ndarray | torch.Tensor, input_order: str) -> to
     return rgb / 127.5 - 1.0
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(better='lower')
 def calculate_identity_distance(img: np.ndarray, img2: np.ndarray, network: Mapping | nn.Module,
                                 weights_path: str | os.PathLike | None = None, param_key: str | None = 'params_ema',
                                 input_order: str = 'HWC', size: int = 128, **kwargs) -> float:

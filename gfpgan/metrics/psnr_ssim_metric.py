@@ -50,7 +50,7 @@ def _prepare(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: s
     return img.astype(np.float64), img2.astype(np.float64)
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(better='higher')
 def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, input_order: str = 'HWC',
                    test_y_channel: bool = False, **kwargs) -> float:
     """Peak signal-to-noise ratio in dB for [0, 255] images (inf when they are identical)."""
@@ -83,7 +83,7 @@ def _ssim_single(img: np.ndarray, img2: np.ndarray) -> float:
     return float(ssim_map.mean())
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(better='higher')
 def calculate_ssim(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, input_order: str = 'HWC',
                    test_y_channel: bool = False, **kwargs) -> float:
     """Structural similarity for [0, 255] images, mean over channels."""
@@ -110,7 +110,7 @@ def rgb_to_y_pt(img: torch.Tensor) -> torch.Tensor:
     return ((img * weight).sum(1, keepdim=True) + 16.0) / 255.0
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(better='higher')
 def calculate_psnr_pt(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0, test_y_channel: bool = False,
                       **kwargs) -> torch.Tensor:
     """Per-image PSNR (N,) in dB of RGB [0, 1] batches."""
@@ -119,7 +119,7 @@ def calculate_psnr_pt(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 
     return 10.0 * torch.log10(1.0 / mse)
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(better='higher')
 def calculate_ssim_pt(img: torch.Tensor, img2: torch.Tensor, crop_border: int = 0, test_y_channel: bool = False,
                       **kwargs) -> torch.Tensor:
     """Per-image SSIM (N,) of RGB [0, 1] batches, same window and constants as `calculate_ssim`."""

@@ -21,6 +21,7 @@ class Registry:
     def __init__(self, name: str, discover: Callable[[], None] | None = None) -> None:
         self._name = name
         self._obj_map: dict[str, Any] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
         self._discover = discover
 
     def _do_register(self, name: str, obj: Any) -> None:
@@ -33,17 +34,27 @@ class Registry:
             )
         self._obj_map[name] = obj
 
-    def register(self, obj: Any = None, name: str | None = None) -> Any:
-        """Register `obj`, usable bare (`X.register(fn)`) or as a decorator (`@X.register()`)."""
+    def register(self, obj: Any = None, name: str | None = None, **meta: Any) -> Any:
+        """Register `obj`, usable bare (`X.register(fn)`) or as a decorator (`@X.register()`).
+
+        Keyword `meta` is declared facts about the entry that callers read with `meta()`, e.g. a
+        metric's direction: `@METRIC_REGISTRY.register(better='lower')`.
+        """
         if obj is None:
 
             def deco(func_or_class: Any) -> Any:
-                self._do_register(name or func_or_class.__name__, func_or_class)
-                return func_or_class
+                return self.register(func_or_class, name=name, **meta)
 
             return deco
-        self._do_register(name or obj.__name__, obj)
+        key = name or obj.__name__
+        self._do_register(key, obj)
+        self._meta[key] = dict(meta)
         return obj
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """What `name` declared at registration (empty when nothing), e.g. `{'better': 'higher'}`."""
+        self.get(name)  # the same error as get() for an unknown name
+        return dict(self._meta.get(name, {}))
 
     def _ensure_discovered(self) -> None:
         if self._discover is not None:
