@@ -98,11 +98,12 @@ class FFHQDegradationDataset(Dataset):
         self.opt = opt
         self.gt_folder = str(opt['dataroot_gt'])
         self.io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
+        self.io_backend_opt = self.io_backend  # BasicSR's name for it
         self.mean, self.std = opt.get('mean'), opt.get('std')
         self.out_size = int(opt.get('out_size', 512))
         self.use_hflip = bool(opt.get('use_hflip', True))
         self.hflip_prob = float(opt.get('hflip_prob', 0.5))
-        self.kernel_size = int(opt.get('blur_kernel_size', 41))
+        self.kernel_size = self.blur_kernel_size = int(opt.get('blur_kernel_size', 41))  # ours, upstream's
         self.kernel_list = list(opt.get('kernel_list', ['iso', 'aniso']))
         self.kernel_prob = list(opt.get('kernel_prob', [0.5, 0.5]))
         self.blur_sigma = list(opt.get('blur_sigma', [0.1, 10]))
@@ -127,7 +128,7 @@ class FFHQDegradationDataset(Dataset):
         if self.crop_components:
             if not opt.get('component_path'):
                 raise KeyError('FFHQDegradationDataset: crop_components needs component_path (the eye/mouth file).')
-            self.components = load_components(opt['component_path'])
+            self.components = self.components_list = load_components(opt['component_path'])  # ours, upstream's
 
         if not os.path.exists(self.gt_folder):
             raise FileNotFoundError(

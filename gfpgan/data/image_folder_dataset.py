@@ -31,6 +31,7 @@ class ImageFolderDataset(Dataset):
         if not self.root:
             raise KeyError("ImageFolderDataset needs 'dataroot' (the image folder).")
         self.io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
+        self.io_backend_opt = self.io_backend  # BasicSR's name for it
         self.image_size = opt.get('image_size')
         self.use_hflip = bool(opt.get('use_hflip', False))
         self.channels = int(opt.get('channels', 3))

@@ -51,13 +51,16 @@ class PairedImageDataset(Dataset):
     def __init__(self, opt: dict) -> None:
         self.opt = opt
         self.io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
+        self.io_backend_opt = self.io_backend  # BasicSR's name for it
         self.gt_folder, self.lq_folder = str(opt['dataroot_gt']), str(opt['dataroot_lq'])
         self.scale = int(opt.get('scale', 1))
         self.mean, self.std = opt.get('mean'), opt.get('std')
         self.phase = opt.get('phase', 'train')
         self.seed = opt.get('seed')
         lmdb = is_lmdb(self.io_backend)
-        self.pairs = paired_paths(self.lq_folder, self.gt_folder, opt.get('filename_tmpl', '{}'), lmdb)
+        self.filename_tmpl = opt.get('filename_tmpl', '{}')
+        self.pairs = self.paths = paired_paths(
+            self.lq_folder, self.gt_folder, self.filename_tmpl, lmdb)  # ours, BasicSR's
         if lmdb:
             self.file_client = build_file_client(self.io_backend, [self.lq_folder, self.gt_folder], ['lq', 'gt'])
         else:

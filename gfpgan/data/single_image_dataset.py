@@ -21,6 +21,7 @@ class SingleImageDataset(Dataset):
     def __init__(self, opt: dict) -> None:
         self.opt = opt
         self.io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
+        self.io_backend_opt = self.io_backend  # BasicSR's name for it
         self.lq_folder = str(opt['dataroot_lq'])
         self.mean, self.std = opt.get('mean'), opt.get('std')
         if is_lmdb(self.io_backend):
