@@ -2,8 +2,10 @@
 
 Writes `cropped_faces/`, `restored_faces/`, `cmp/` (input | restored) and `restored_imgs/` under `-o`.
 A file that cannot be processed gets a one-line error naming it and the run goes on; the exit code is
-1 when any file failed. Weights come from `--weights_dir`, `$GFPGAN_WEIGHTS_DIR` or `~/.cache/gfpgan`
-(downloaded there on first use when the network allows).
+1 when any file failed. `-v` weights are looked up in `--weights_dir`, `$GFPGAN_WEIGHTS_DIR`, upstream's
+`experiments/pretrained_models/` and `gfpgan/weights/` (under the working directory, then this checkout),
+then `~/.cache/gfpgan`; the one used is printed. Missing ones are downloaded into the first of
+`--weights_dir`, `$GFPGAN_WEIGHTS_DIR`, `~/.cache/gfpgan` when the network allows.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gfpgan.face.weights import load_file_from_url, weights_dir
+from gfpgan.face.weights import load_file_from_url, locate_weights, weights_dir
 from gfpgan.utils.image_io import imread, imwrite
 
 SAFE_SUFFIX = re.compile(r'^[A-Za-z0-9_.-]*$')
@@ -102,7 +104,9 @@ def resolve_model(args: argparse.Namespace) -> tuple[str, str, int]:
         if not Path(args.model_path).is_file():
             raise FileNotFoundError(f'--model_path {args.model_path} does not exist.')
         return args.model_path, arch, channel_multiplier
-    return load_file_from_url(url, args.weights_dir), arch, channel_multiplier
+    path, where = locate_weights(url, args.weights_dir)
+    print(f'weights: {path} ({where})', file=sys.stderr)
+    return path, arch, channel_multiplier
 
 
 def build_bg_upsampler(args: argparse.Namespace):

@@ -249,4 +249,4 @@ class GFPGANer:
         if self.bg_upsampler is not None:
             background = self.bg_upsampler.enhance(img, outscale=self.upscale)[0]
         helper.get_inverse_affine()
-        return helper.cropped_faces, helper.restored_faces, helper.paste_faces_to_input_image(background)
+        return helper.cropped_faces, helper.restored_faces, helper.paste_faces_to_input_image(upsample_img=background)

@@ -59,10 +59,12 @@ def estimate_alignment(landmarks: np.ndarray, face_size: int = 512, method: str 
     return similarity_lstsq(src, dst)
 
 
-def warp_face(img: np.ndarray, affine: np.ndarray, face_size: int = 512) -> np.ndarray:
-    """Cut the aligned `face_size` crop out of `img` with `affine` (bilinear, border (135, 133, 132))."""
+def warp_face(img: np.ndarray, affine: np.ndarray, face_size: int = 512,
+              border_mode: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """Cut the aligned `face_size` crop out of `img` with `affine` (bilinear; outside pixels are
+    (135, 133, 132) with the default `border_mode`, or an OpenCV reflection mode)."""
     return cv2.warpAffine(img, affine, (face_size, face_size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_VALUE)
+                          borderMode=border_mode, borderValue=BORDER_VALUE)
 
 
 def inverse_affine(affine: np.ndarray, upscale: float = 1.0) -> np.ndarray:

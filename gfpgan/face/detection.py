@@ -149,12 +149,13 @@ class DlibFaceDetector:
         return [DetectedFace(box, five_from_68(points), score) for box, points, score in self.detect_68(img)]
 
 
-def build_detector(name: str = 'dlib', weights_folder: str | Path | None = None) -> FaceDetector:
-    """'dlib' (offline default) or 'retinaface' (needs `detection_Resnet50_Final.pth` in the weights folder)."""
+def build_detector(name: str = 'dlib', weights_folder: str | Path | None = None, device=None) -> FaceDetector:
+    """'dlib' (offline default, CPU) or 'retinaface' (needs `detection_Resnet50_Final.pth` in the weights
+    folder; runs on `device`, by default CUDA when present)."""
     if name == 'dlib':
         return DlibFaceDetector()
     if name == 'retinaface':
         from gfpgan.face.retinaface import RetinaFaceDetector
 
-        return RetinaFaceDetector(weights_folder=weights_folder)
+        return RetinaFaceDetector(weights_folder=weights_folder, device=device)
     raise ValueError(f"Unknown face detector {name!r}; choose 'dlib' or 'retinaface'.")
