@@ -6,7 +6,8 @@ Same call as upstream (`enhance(img, has_aligned, only_center_face, paste_back, 
   network's output only, 0 = the input unchanged). Upstream accepted it and ignored it; pass
   `weight=1` for upstream's output.
 - all faces of an image go through the network in one batch (`batch_size` at most);
-- detection works offline (dlib) and weights come from an absolute folder (`gfpgan.face.weights`);
+- detection works offline (dlib) and weight files are looked up as `gfpgan.face.weights` says (upstream's
+  folders included) and downloaded only into an absolute folder;
 - the generator runs with its stored noise (`randomize_noise=False`), so a result is reproducible.
 """
 from __future__ import annotations
@@ -108,7 +109,8 @@ class GFPGANer:
 
     Args:
         model_path: release-style checkpoint (`params_ema`, else `params`, else a bare state dict), or
-            its URL (fetched into the weights folder once, see `gfpgan.face.weights`).
+            its URL (looked up in the weight folders, upstream's included, else fetched into the weights
+            folder once; see `gfpgan.face.weights`).
         upscale: output size / input size of `enhance`'s whole image.
         arch: 'clean' (v1.2-v1.4), 'original' (v1), 'bilinear' or 'RestoreFormer'.
         channel_multiplier: 2 for the clean releases, 1 for v1.

@@ -40,3 +40,20 @@ def data_dir(shared_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f'{path} is absent')
     return path
+
+
+@pytest.fixture
+def no_weights_anywhere(tmp_path: Path, monkeypatch) -> Path:
+    """No weight file can be found by accident: an empty cache, no $GFPGAN_WEIGHTS_DIR, and the working
+    directory and the package's parent (upstream's weight folders live under both) moved to empty folders
+    under tmp_path. Downloads stay as they were (set GFPGAN_OFFLINE=1 to forbid them). Returns the new
+    working directory."""
+    from gfpgan.face import weights
+
+    cwd = tmp_path / 'work'
+    cwd.mkdir(exist_ok=True)
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    monkeypatch.delenv('GFPGAN_WEIGHTS_DIR', raising=False)
+    monkeypatch.setattr(weights, 'PACKAGE_PARENT', tmp_path / 'site-packages')
+    return cwd

@@ -131,7 +131,8 @@ def test_names_cannot_escape_the_output_folder(tiny_ckpt, data_dir, tmp_path, ca
     assert not (tmp_path / 'o').exists()
 
 
-def test_missing_input_and_missing_weights_are_clear(tiny_ckpt, tmp_path, capsys, monkeypatch):
+def test_missing_input_and_missing_weights_are_clear(tiny_ckpt, tmp_path, capsys, monkeypatch,
+                                                   no_weights_anywhere):
     code, _, err = run(['-i', str(tmp_path / 'nowhere'), '--model_path', str(tiny_ckpt)], capsys)
     assert code == 2 and 'nowhere' in err
     monkeypatch.setenv('GFPGAN_OFFLINE', '1')

@@ -254,7 +254,7 @@ def test_weights_dir_is_absolute_and_never_the_cwd(tmp_path, monkeypatch):
     assert weights_dir(tmp_path / 'explicit') == (tmp_path / 'explicit').resolve()
 
 
-def test_load_file_from_url_downloads_atomically_or_explains(tmp_path, monkeypatch):
+def test_load_file_from_url_downloads_atomically_or_explains(tmp_path, monkeypatch, no_weights_anywhere):
     src = tmp_path / 'remote' / 'model.pth'
     src.parent.mkdir()
     src.write_bytes(b'weights' * 1000)

@@ -220,11 +220,10 @@ def test_facexlib_options_not_offered_fail_clearly(tmp_path):
         helper.align_warp_face(border_mode='wrap')
 
 
-def test_retinaface_det_model_needs_facexlib_weights_in_model_rootpath(tmp_path, monkeypatch):
+def test_retinaface_det_model_needs_facexlib_weights_in_model_rootpath(tmp_path, monkeypatch, no_weights_anywhere):
     from gfpgan.face.face_restore_helper import FaceRestoreHelper
 
     monkeypatch.setenv('GFPGAN_OFFLINE', '1')
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
     helper = FaceRestoreHelper(2, det_model='retinaface_resnet50', model_rootpath=str(tmp_path / 'w'), device='cpu')
     with pytest.raises(FileNotFoundError, match='detection_Resnet50_Final.pth'):
         helper.face_det  # noqa: B018 - built on first use

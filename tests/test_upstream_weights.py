@@ -17,7 +17,6 @@ import cv2
 import pytest
 import torch
 
-from gfpgan.face import weights
 from gfpgan.face.weights import find_weights, load_file_from_url, search_folders
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,16 +31,10 @@ EXP, GW = 'experiments/pretrained_models', 'gfpgan/weights'
 
 
 @pytest.fixture
-def user_dir(tmp_path, monkeypatch) -> Path:
-    """An upstream user's working directory: offline, an empty cache, no $GFPGAN_WEIGHTS_DIR."""
-    cwd = tmp_path / 'work'
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
+def user_dir(no_weights_anywhere, monkeypatch) -> Path:
+    """An upstream user's working directory, offline, with no weights anywhere else (see conftest)."""
     monkeypatch.setenv('GFPGAN_OFFLINE', '1')
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
-    monkeypatch.delenv('GFPGAN_WEIGHTS_DIR', raising=False)
-    monkeypatch.setattr(weights, 'PACKAGE_PARENT', tmp_path / 'site-packages')
-    return cwd
+    return no_weights_anywhere
 
 
 def put(folder: Path, name: str = 'GFPGANv1.4.pth', data: bytes = b'fake') -> Path:
