@@ -1,14 +1,15 @@
-"""Where weight files live: found in a fixed search order, downloaded (if ever) into one absolute folder.
+"""Where weight files are found, and where a missing one is downloaded.
 
-The weights folder is absolute: the argument, `GFPGAN_WEIGHTS_DIR`, or the user cache. Upstream resolved
-`gfpgan/weights` relative to the working directory, so the same command found its weights or not
-depending on where it was typed, and upstream users keep their files in `experiments/pretrained_models/`
-and `gfpgan/weights/`. So a file is looked up, in this order, in: the argument's folder,
-`$GFPGAN_WEIGHTS_DIR`, upstream's two folders under the working directory and then under the folder that
-holds the `gfpgan` package (a checkout's root, or site-packages, where pip-installed upstream downloaded
-to), and the user cache. Every hit is logged with its place. A file found nowhere is downloaded
-(atomically) into the weights folder, or, offline, the error names the URL, that path and every folder
-searched. Upstream's folders are only read, never written.
+Lookup order, first hit wins (logged with its place): the folder given (`--weights_dir`, `weights_folder=`),
+`$GFPGAN_WEIGHTS_DIR`, upstream's `experiments/pretrained_models/` and `gfpgan/weights/` under the working
+directory and then under the folder holding the `gfpgan` package (a checkout's root, or site-packages, where
+pip-installed upstream downloaded to), and the user cache. Upstream users keep their files in those two
+folders; they are only read here, never written.
+
+A file found nowhere is downloaded (atomically) into the weights folder, which is absolute (the folder
+given, else `$GFPGAN_WEIGHTS_DIR`, else the user cache): where a download lands never depends on the working
+directory, as upstream's relative `gfpgan/weights` did. Offline, the error names the URL, that path and
+every folder searched.
 """
 from __future__ import annotations
 
