@@ -229,6 +229,22 @@ def test_retinaface_det_model_needs_facexlib_weights_in_model_rootpath(tmp_path,
         helper.face_det  # noqa: B018 - built on first use
 
 
+def test_use_parse_loads_parsenet_from_model_rootpath(tmp_path, monkeypatch, no_weights_anywhere):
+    from gfpgan.face.face_restore_helper import FaceRestoreHelper
+    from gfpgan.face.parsing import FaceParser, ParseNet
+    from gfpgan.utils.checkpoint_io import save_checkpoint
+
+    monkeypatch.setenv('GFPGAN_OFFLINE', '1')
+    torch.manual_seed(0)
+    weights = ParseNet().state_dict()
+    save_checkpoint(weights, tmp_path / 'w' / 'parsing_parsenet.pth')  # facexlib's file name
+    helper = FaceRestoreHelper(2, use_parse=True, device='cpu', model_rootpath=str(tmp_path / 'w'))
+    assert helper.use_parse and isinstance(helper.face_parse, FaceParser)
+    assert all(torch.equal(weights[k], v) for k, v in helper.face_parse.net.state_dict().items())
+    with pytest.raises(FileNotFoundError, match='parsing_parsenet.pth'):
+        FaceRestoreHelper(2, use_parse=True, device='cpu', model_rootpath=str(tmp_path / 'elsewhere'))
+
+
 # ---------------------------------------------------------------- GFPGANer from gfpgan.utils
 def test_gfpganer_from_gfpgan_utils_construct_and_enhance(tmp_path, data_dir):
     """Upstream's own test: `from gfpgan.utils import GFPGANer`, construct, enhance aligned and whole images."""
