@@ -76,10 +76,10 @@ class RestorePage:
             except ModelError as err:  # the same for every file: stop here, say it once
                 raise gr.Error(str(err), duration=None) from err
             except UploadError as err:
-                lines.append(f'- **{name}** was not restored: {err}')
+                lines.append(f'- **Not restored**: {err}')  # the message names the file
                 continue
             except (ValueError, RuntimeError, MemoryError) as err:
-                lines.append(f'- **{name}** failed: {err}')
+                lines.append(f'- **{name} failed**: {err}')
                 continue
             stem = Path(name).stem
             target = out_dir / f'{stem}_restored.png'
@@ -159,7 +159,7 @@ def build_demo(service: RestorerService, limits: UploadLimits, workspace: Worksp
                     slider = gr.ImageSlider(label='Before / after (first photo)', format='png',
                                             elem_id='result-slider', interactive=False)
                     faces = gr.Gallery(label='Restored faces', format='png', columns=4, elem_id='faces')
-                    photos = gr.Gallery(label='Restored photos', columns=3, elem_id='photos')
+                    photos = gr.Gallery(label='Restored photos', columns=3, object_fit='contain', elem_id='photos')
                     downloads = gr.File(label='Download', file_count='multiple', elem_id='downloads')
             run.click(page.restore_photos, inputs=[files, *controls, aligned],
                       outputs=[slider, faces, photos, downloads, status], api_name='restore_photos')

@@ -9,6 +9,7 @@ name the file, for the page to show.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,15 +49,26 @@ class Upload:
     note: str = ''
 
 
-def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
-    """(width, height) from the file's header without decoding the pixels; None when Pillow cannot tell."""
+def check_header(path: str | os.PathLike, name: str) -> None:
+    """Refuse a file whose header claims more than `MAX_DECODE_MEGAPIXELS`, reading the header only.
+
+    Files Pillow cannot parse pass: the decoder then names what is wrong with them.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            return im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:  # Pillow's own guard, at a larger size than ours
+        w = h = None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
+        return
+    if w is None or w * h / 1e6 > MAX_DECODE_MEGAPIXELS:
+        size = 'an image' if w is None else f'a {w}x{h} image ({w * h / 1e6:.0f} Mpx)'
+        raise UploadError(f'{name}: {size} is larger than the app decodes ({MAX_DECODE_MEGAPIXELS:g} Mpx); '
+                          'resize it before uploading.')
 
 
 def read_upload(path: str | os.PathLike, limits: UploadLimits, upscale: float, aligned: bool = False,
@@ -72,11 +84,7 @@ def read_upload(path: str | os.PathLike, limits: UploadLimits, upscale: float, a
     if size_mb > limits.max_file_mb:
         raise UploadError(f'{name}: the file is {size_mb:.1f} MB, over the {limits.max_file_mb:g} MB upload '
                           'limit; upload a smaller file (or start the app with a larger --max_file_mb).')
-    claimed = header_size(path)
-    if claimed and claimed[0] * claimed[1] / 1e6 > MAX_DECODE_MEGAPIXELS:
-        w, h = claimed
-        raise UploadError(f'{name}: a {w}x{h} image ({w * h / 1e6:.0f} Mpx) is larger than the app decodes '
-                          f'({MAX_DECODE_MEGAPIXELS:g} Mpx); resize it before uploading.')
+    check_header(path, name)
     try:
         img = imfrombytes(Path(path).read_bytes(), source=name)
     except ImageReadError as err:
