@@ -33,6 +33,11 @@ def video_available() -> bool:
     return hasattr(GFPGANer, 'enhance_video')
 
 
+def refuse(message: object, duration: float | None = 10) -> gr.Error:
+    """An error toast for the page, without a traceback in the server log: the message says it all."""
+    return gr.Error(str(message), duration=duration, print_exception=False)
+
+
 def rgb(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
@@ -74,7 +79,7 @@ class RestorePage:
             try:
                 item, note = self._restore_file(path, choice, upscale, weight, only_center_face, aligned)
             except ModelError as err:  # the same for every file: stop here, say it once
-                raise gr.Error(str(err), duration=None) from err
+                raise refuse(err, duration=None) from err
             except UploadError as err:
                 lines.append(f'- **Not restored**: {err}')  # the message names the file
                 continue
@@ -97,11 +102,11 @@ class RestorePage:
                     aligned: bool):
         """`/restore`: one image file in; the restored image and the restored faces out."""
         if not file:
-            raise gr.Error('No image file given.')
+            raise refuse('No image file given.')
         try:
             item, _ = self._restore_file(file, choice, upscale, weight, only_center_face, aligned)
         except (ModelError, UploadError, ValueError, RuntimeError, MemoryError) as err:
-            raise gr.Error(str(err)) from err
+            raise refuse(err) from err
         out_dir = self.workspace.new_request_dir()
         target = out_dir / f'{Path(file).stem}_restored.png'
         imwrite(item.result, target)
@@ -111,17 +116,17 @@ class RestorePage:
     def restore_video(self, file: str | None, choice: str, upscale: float, weight: float, only_center_face: bool):
         """Video tab: `GFPGANer.enhance_video` on one uploaded clip."""
         if not file:
-            raise gr.Error('Upload a video first.')
+            raise refuse('Upload a video first.')
         size_mb = Path(file).stat().st_size / 2**20
         if size_mb > self.limits.max_file_mb:
-            raise gr.Error(f'{Path(file).name}: {size_mb:.1f} MB is over the {self.limits.max_file_mb:g} MB '
+            raise refuse(f'{Path(file).name}: {size_mb:.1f} MB is over the {self.limits.max_file_mb:g} MB '
                            'upload limit (--max_file_mb).')
         target = self.workspace.new_request_dir() / f'{Path(file).stem}_restored.mp4'
         try:
             with self.service.restorer(choice, upscale) as restorer:
                 restorer.enhance_video(file, str(target), weight=weight, only_center_face=only_center_face)
         except (ModelError, ValueError, RuntimeError, OSError) as err:
-            raise gr.Error(str(err)) from err
+            raise refuse(err) from err
         return str(target)
 
 
