@@ -39,6 +39,10 @@ def test_one_load_per_model_shared_by_every_upscale_and_request(service, data_di
     with service.restorer(choice, 2) as a, service.restorer(choice, 2) as b:  # two requests at once
         assert a is not b and a.face_helper is not b.face_helper
         assert a.gfpgan is b.gfpgan  # ... on one network
+    service.max_idle = 2
+    for upscale in (1, 2.5, 3):  # idle wrappers are capped, the least recently used dropped
+        service.restore(img[:64, :64], choice, upscale=upscale, aligned=True)
+    assert sorted(service._idle) == [(choice, 2.5), (choice, 3.0)] and service.loads == 1
     face = imread(data_dir / 'cropped_faces' / 'Adele_crop.png')
     crop = service.restore(face, choice, aligned=True)
     assert crop.restored is None and crop.result.shape == (512, 512, 3) and len(crop.restored_faces) == 1

@@ -9,7 +9,7 @@ so memory grows by one face detector per concurrent request, not by one model.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,10 +75,13 @@ class RestorerService:
         weights_dir: where release weights are looked up (see `gfpgan.face.weights`).
         device / dtype: None picks CUDA + bf16 when present, else CPU + fp32.
         detector: face detector name for whole photos ('dlib' works offline).
+        max_idle: idle wrappers kept (each holds a face detector); the least recently used go first, so
+            API callers sending many different upscales cannot grow memory without bound.
     """
 
     def __init__(self, local_models: list[LocalModel] | None = None, weights_dir: str | None = None,
-                 device: str | None = None, dtype: str | None = None, detector: str = 'dlib') -> None:
+                 device: str | None = None, dtype: str | None = None, detector: str = 'dlib',
+                 max_idle: int = 8) -> None:
         self.local_models = {m.label: m for m in local_models or []}
         for model in self.local_models.values():
             if model.arch not in ARCH_TYPES:
@@ -89,7 +92,8 @@ class RestorerService:
         self.device, self.dtype = default_device_and_dtype(device, dtype)
         self.detector = detector
         self._nets: dict[str, GFPGANer] = {}
-        self._idle: dict[tuple[str, float], list[GFPGANer]] = defaultdict(list)
+        self.max_idle = max_idle
+        self._idle: OrderedDict[tuple[str, float], list[GFPGANer]] = OrderedDict()
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.loads = 0  # networks loaded from disk so far (one per model choice)
@@ -136,7 +140,7 @@ class RestorerService:
             raise ValueError(f'upscale must be > 0, got {upscale}.')
         key = (choice, float(upscale))
         with self._lock:
-            restorer = self._idle[key].pop() if self._idle[key] else None
+            restorer = self._idle[key].pop() if self._idle.get(key) else None
         if restorer is None:
             owner = self._loaded(choice)
             restorer = GFPGANer(None, upscale=upscale, net=owner.gfpgan, net_opt={'out_size': owner.out_size},
@@ -146,7 +150,13 @@ class RestorerService:
             yield restorer
         finally:
             with self._lock:
-                self._idle[key].append(restorer)
+                self._idle.setdefault(key, []).append(restorer)
+                self._idle.move_to_end(key)
+                while sum(map(len, self._idle.values())) > self.max_idle:
+                    oldest = next(iter(self._idle))
+                    self._idle[oldest].pop(0)
+                    if not self._idle[oldest]:
+                        del self._idle[oldest]
 
     def restore(self, image: np.ndarray, choice: str, upscale: float = 2, weight: float = 1.0,
                 only_center_face: bool = False, aligned: bool = False) -> Restored:
