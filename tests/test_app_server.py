@@ -166,9 +166,11 @@ def test_the_page_restores_uploads_and_names_the_bad_ones(server, data_dir, tmp_
     bad = write_malformed(tmp_path / 'uploads')
     big = tmp_path / 'uploads' / 'big.jpg'
     cv2.imwrite(str(big), np.full((6000, 6000, 3), 128, np.uint8))
+    twin = tmp_path / 'uploads' / 'cmyk.png'  # the same stem as cmyk.jpg: both results must be kept
+    shutil.copy(bad['deep16.png'], twin)
     browser = chromium()
     try:
-        status = run_page(browser, server[0], [photo, *bad.values(), big])
+        status = run_page(browser, server[0], [photo, *bad.values(), big, twin])
         browser.save_screenshot(str(tmp_path / 'page.png'))
         assert 'Blake_Lively.jpg: restored 2 face(s), result 1400x928.' in status
         assert 'text.png: not a readable image' in status and 'empty.png: the file is empty' in status
@@ -178,12 +180,13 @@ def test_the_page_restores_uploads_and_names_the_bad_ones(server, data_dir, tmp_
         slider = browser.find_elements(By.CSS_SELECTOR, '#result-slider img')
         assert len(slider) == 2 and all(img.get_attribute('naturalWidth') == '1400' for img in slider)
         assert len(browser.find_elements(By.CSS_SELECTOR, '#faces img')) == 2
-        assert len(browser.find_elements(By.CSS_SELECTOR, '#photos img')) == 4
-        links = {a.get_attribute('href').rsplit('/', 1)[-1]: a.get_attribute('href')
-                 for a in browser.find_elements(By.CSS_SELECTOR, '#downloads a[href]')}
-        assert sorted(links) == ['Blake_Lively_restored.png', 'big_restored.png', 'cmyk_restored.png',
-                                 'deep16_restored.png']
-        with urllib.request.urlopen(links['Blake_Lively_restored.png'], timeout=30) as response:
+        assert len(browser.find_elements(By.CSS_SELECTOR, '#photos img')) == 5
+        links = [a.get_attribute('href') for a in browser.find_elements(By.CSS_SELECTOR, '#downloads a[href]')]
+        names = [link.rsplit('/', 1)[-1] for link in links]
+        assert len(set(links)) == 5 and sorted(names) == ['Blake_Lively_restored.png', 'big_restored.png',
+                                                          'cmyk_restored.png', 'cmyk_restored.png',
+                                                          'deep16_restored.png']
+        with urllib.request.urlopen(links[names.index('Blake_Lively_restored.png')], timeout=30) as response:
             downloaded = cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
         assert downloaded.shape == (928, 1400, 3)
         # after the bad files, the page still serves a plain request

@@ -74,7 +74,7 @@ class RestorePage:
             return None, [], [], [], 'Upload one or more photos first.'
         out_dir = self.workspace.new_request_dir()
         slider, faces, photos, downloads, lines = None, [], [], [], []
-        for path in files:
+        for index, path in enumerate(files):
             name = Path(path).name
             try:
                 item, note = self._restore_file(path, choice, upscale, weight, only_center_face, aligned)
@@ -87,7 +87,7 @@ class RestorePage:
                 lines.append(f'- **{name} failed**: {err}')
                 continue
             stem = Path(name).stem
-            target = out_dir / f'{stem}_restored.png'
+            target = out_dir / str(index) / f'{stem}_restored.png'  # a folder each: a.jpg and a.png both kept
             imwrite(item.result, target)
             downloads.append(str(target))
             photos.append((str(target), name))
