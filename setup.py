@@ -26,11 +26,13 @@ setup(
         'export': ['onnx>=1.15', 'onnxruntime>=1.17'],
         'plots': ['matplotlib>=3.7'],
         'wandb': ['wandb'],
+        'app': ['gradio>=6.0,<7', 'gradio-client>=2.0'],  # the local web app (gfpgan.app); no torch/opencv pulled
     },
     entry_points={'console_scripts': [
         'gfpgan-train=gfpgan.train:main',
         'gfpgan-test=gfpgan.test:main',
         'gfpgan-infer=inference_gfpgan:main',
         'gfpgan-demo=gfpgan.demo:main',
+        'gfpgan-app=gfpgan.app.cli:main',
     ]},
 )
