@@ -100,8 +100,9 @@ class FrequencyChannelAttention(nn.Module):
     Global average pooling keeps only the DC coefficient of each channel; FcaNet gives channel groups
     different low frequencies so the gate also sees coarse structure. As lightweight-gan: the
     `num_freqs` lowest horizontal and vertical frequencies of the low-resolution map (DC once, so 15
-    groups for 8; capped at the map's side), a 1x1 conv bottleneck (`reduction`) and a sigmoid. Channels are spread over the frequencies as evenly as
-    possible, so every channel is pooled even when there are fewer channels than frequencies. The bases
+    groups for 8; capped at the map's side), a 1x1 conv bottleneck (`reduction`) and a sigmoid.
+    Channels are spread over the frequencies as evenly as possible, so every channel is pooled even when
+    there are fewer channels than frequencies (lightweight-gan leaves the remainder unpooled). The bases
     are a fixed, non-persistent buffer: the state dict holds only the learned convolutions.
     """
 
