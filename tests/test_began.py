@@ -74,3 +74,35 @@ def test_k_is_saved_and_resumed_with_the_state_dict(tmp_path):
     assert resumed.k.item() == pytest.approx(loss.k.item()) and resumed.k.item() == pytest.approx(3 * 0.01 * 0.4)
     assert resumed(torch.ones(1, 2), torch.zeros(1, 2), torch.ones(1, 2), torch.ones(1, 2) * 0.5).l_d.item() == \
         pytest.approx(1.0 - resumed.k.item() * 0.5)
+
+
+def test_a_short_began_run_balances_with_k_in_range():
+    """D learns to reconstruct reals, k moves off 0 through the control loop and stays in [0, 1]."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    g = BEGANGenerator(latent_dim=8, image_size=16, base_channels=8)
+    d = BEGANDiscriminator(image_size=16, hidden_dim=8, base_channels=8)
+    loss = BEGANLoss(gamma=0.5, lambda_k=0.05)
+    opt_g = torch.optim.Adam(g.parameters(), 1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), 1e-3, betas=(0.5, 0.999))
+    ramp = torch.linspace(-0.8, 0.8, 16)[None, None, None, :]  # smooth images: a fit for an 8-d code
+    real = (ramp * torch.where(torch.arange(8) % 2 == 0, 1.0, -1.0)[:, None, None, None]).expand(-1, 3, 16, -1)
+    first = None
+    ks = []
+    for _ in range(40):
+        fake = g(torch.randn(8, 8, generator=gen))
+        terms = loss(real, d(real), fake.detach(), d(fake.detach()))
+        opt_d.zero_grad()
+        terms.l_d.backward()
+        opt_d.step()
+        d.requires_grad_(False)
+        l_g = loss.g_loss(fake, d(fake))
+        opt_g.zero_grad()
+        l_g.backward()
+        opt_g.step()
+        d.requires_grad_(True)
+        loss.update(terms.l_real, terms.l_fake)
+        ks.append(loss.k.item())
+        first = first if first is not None else terms.l_real.item()
+    assert terms.l_real.item() < 0.8 * first
+    assert all(0.0 <= k <= 1.0 for k in ks) and max(ks) > 0

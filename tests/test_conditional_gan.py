@@ -135,3 +135,35 @@ def test_infogan_codes_drive_the_generator_input():
     g = DCGANGenerator(latent_dim=4 + 7, image_size=16, base_channels=2)
     assert g(torch.cat([torch.randn(6, 4), g_in], 1)).shape == (6, 3, 16, 16)
     assert F.one_hot(cat[:, 0], 3).sum() == 6
+
+
+def test_infogan_q_head_learns_to_recover_the_codes():
+    """Minimising the mutual-information loss over G and Q makes the categorical code readable from G's image."""
+    from gfpgan.archs.dcgan_arch import DCGANGenerator
+    from gfpgan.losses.mutual_info_loss import MutualInformationLoss, sample_latent_codes
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    g = DCGANGenerator(latent_dim=4 + 3 + 1, image_size=16, base_channels=4)
+    d = ConditionalDCGANDiscriminator(image_size=16, base_channels=4, projection=False, info_cat_dims=[3],
+                                      info_cont_dim=1)
+    mi = MutualInformationLoss(cat_dims=[3], cont_dim=1)
+    opt = torch.optim.Adam([*g.parameters(), *d.parameters()], 2e-3)
+
+    def step(n: int):
+        g_in, cat, cont = sample_latent_codes(n, [3], 1, generator=gen)
+        _, heads = d(g(torch.cat([torch.randn(n, 4, generator=gen), g_in], 1)), return_heads=True)
+        return mi(cat, heads['code_logits'], cont, heads['code_mu'], heads['code_logvar']), heads, cat
+
+    first = step(32)[0].item()
+    for _ in range(60):
+        loss = step(32)[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    g.eval()
+    d.eval()
+    with torch.no_grad():
+        last, heads, cat = step(90)
+    accuracy = (heads['code_logits'].argmax(1) == cat[:, 0]).float().mean().item()
+    assert last.item() < first and accuracy > 0.8, (first, last.item(), accuracy)

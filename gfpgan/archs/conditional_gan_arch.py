@@ -111,7 +111,8 @@ class ConditionalDCGANDiscriminator(DCGANDiscriminator):
         heads += ['code_mu', 'code_logvar'] if self.info_cont_dim else []
         self.heads: tuple[str, ...] = tuple(heads)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_heads: bool = False):
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_heads: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feat = self.features(x)
         logits = self.body[-1](feat).flatten(1)
         phi = feat.sum((2, 3))

@@ -324,7 +324,8 @@ class LightweightGANDiscriminator(nn.Module):
         self.aux_32 = Aux32Discriminator(in_channels, aux_32_channels, antialias) if aux_32_head else None
         self.heads: tuple[str, ...] = ('logits_32',) if aux_32_head else ()
 
-    def forward(self, x: torch.Tensor, calc_aux_loss: bool = False, return_heads: bool = False):
+    def forward(self, x: torch.Tensor, calc_aux_loss: bool = False, return_heads: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | dict[str, torch.Tensor]]:
         if x.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(f'LightweightGANDiscriminator was built for {self.image_size}px images, '
                              f'got {tuple(x.shape)}.')
