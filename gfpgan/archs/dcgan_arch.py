@@ -72,7 +72,8 @@ class DCGANGenerator(nn.Module):
         if z.dim() == 2:
             z = z[:, :, None, None]
         if z.shape[1] != self.latent_dim:
-            raise ValueError(f'DCGANGenerator expects latents with {self.latent_dim} channels, got {tuple(z.shape)}.')
+            raise ValueError(f'{type(self).__name__} expects latents with {self.latent_dim} channels, '
+                             f'got {tuple(z.shape)}.')
         return self.body(z)
 
 
@@ -103,7 +104,11 @@ class DCGANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         dcgan_init_(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden map `(N, C, 4, 4)`, before the final 4x4 conv: what heads of subclasses read."""
         if x.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f'DCGANDiscriminator was built for {self.image_size}px images, got {tuple(x.shape)}.')
-        return self.body(x).flatten(1)
+            raise ValueError(f'{type(self).__name__} was built for {self.image_size}px images, got {tuple(x.shape)}.')
+        return self.body[:-1](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body[-1](self.features(x)).flatten(1)
