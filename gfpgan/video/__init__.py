@@ -1,0 +1,1 @@
+"""Video restoration with faces tracked and their landmarks smoothed over time."""
