@@ -54,7 +54,7 @@ def _open(path: Path):
         raise VideoError(f'{path}: not a readable video ({err}).') from err
     if not container.streams.video:
         container.close()
-        raise VideoError(f'{path}: has no video stream.')
+        raise VideoError(f'{path}: holds no video frames (it has no video stream).')
     return container
 
 
@@ -84,7 +84,7 @@ def read_frames(path: str | Path) -> Iterator[tuple[np.ndarray, int | None]]:
                 yield frame.to_ndarray(format='bgr24'), frame.pts
                 index += 1
         except av.error.FFmpegError as err:
-            raise VideoError(f'{path}: damaged or truncated video, decoding failed after {index} frames ({err}).') \
+            raise VideoError(f'{path}: truncated or damaged: decoding failed after {index} frames ({err}).') \
                 from err
 
 

@@ -133,6 +133,9 @@ class VideoRestorer:
         helper.clean_all()
         if not pts:
             raise VideoError(f'{src}: has no frames.')
+        if info.frames > len(pts):
+            raise VideoError(f'{src}: truncated or damaged: its header lists {info.frames} frames but only '
+                             f'{len(pts)} decode.')
         if progress and info.frames != len(pts):
             progress('tracking', len(pts), len(pts))
         frames = smoothed_faces(tracker.tracks, len(pts), self.smoothing)
