@@ -260,7 +260,8 @@ class GFPGANer:
         """Restore the faces of video `src` into `dst`, tracked and smoothed over time; see `gfpgan.video`.
 
         `options` are `gfpgan.video.restorer.VideoOptions` fields; `progress` is True (tqdm bars) or a
-        callable `(stage, done, total)`. Also writes `dst`'s `.faces.json`; returns a `VideoResult`.
+        callable `(stage, done, total)` (raising in it cancels; nothing is left behind). Also writes
+        `dst`'s `.faces.json` (`NAME.faces.json`); returns a `gfpgan.video.restorer.VideoResult`.
         """
         from gfpgan.video.restorer import VideoOptions, VideoRestorer
 

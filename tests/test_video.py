@@ -255,6 +255,22 @@ def test_enhance_video_api(tiny_ckpt, photo, tmp_path):
     assert np.abs(first - plain)[inside].mean() > 10
     with pytest.raises(TypeError, match='motion_nois'):
         restorer.enhance_video(src, tmp_path / 'x.mp4', motion_nois=0.1)
+    with pytest.raises(ValueError, match='crf must be in'):
+        restorer.enhance_video(src, tmp_path / 'x.mp4', crf=70)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(stage: str, done: int, total: int) -> None:
+        seen.append((stage, done, total))
+        if stage == 'restoring' and done == 3:
+            raise Cancelled
+
+    seen: list = []
+    with pytest.raises(Cancelled):
+        restorer.enhance_video(src, tmp_path / 'cancelled' / 'clip.mp4', progress=cancel)
+    assert seen[:2] == [('tracking', 1, 10), ('tracking', 2, 10)] and seen[-1] == ('restoring', 3, 10)
+    assert not any((tmp_path / 'cancelled').iterdir())  # no temporary file left behind
 
 
 @pytest.fixture(scope='module')

@@ -56,6 +56,12 @@ class VideoOptions:
     preset: str = 'medium'
     queue_size: int = 8
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f'crf must be in [0, 51] (H.264 quality, lower = better), got {self.crf}.')
+        if self.queue_size < 1:
+            raise ValueError(f'queue_size must be >= 1 frame, got {self.queue_size}.')
+
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
@@ -178,7 +184,11 @@ class VideoRestorer:
 
     def run(self, src: str | Path, dst: str | Path, weight: float = 1.0, only_center_face: bool = False,
             progress: Progress | bool | None = None) -> VideoResult:
-        """Restore `src` into `dst` (any of `io.VIDEO_EXTENSIONS`) and write `dst`'s `.faces.json` beside it."""
+        """Restore `src` into `dst` (any of `io.VIDEO_EXTENSIONS`) and write `dst`'s `.faces.json` beside it.
+
+        `progress(stage, done, total)` is called after every frame of each pass; an exception it raises
+        cancels the run and leaves neither file behind.
+        """
         src, dst = Path(src), Path(dst)
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f'weight must be in [0, 1] (1 = restored face only, 0 = input), got {weight}.')
