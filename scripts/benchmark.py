@@ -528,7 +528,8 @@ def bench_video(args: argparse.Namespace) -> str:
              f'Machine: {machine_description()}; {load_note()}. `python scripts/benchmark.py --sections video` '
              f'(`--video-frames {n_full} --video-rounds {args.video_rounds}`): a 512 x 512 H.264 clip of the FFHQ '
              'sample with sigma-4 noise per frame, upscale 2, dlib detector, x264 preset medium, random weights '
-             '(speed does not depend on them); the two full-net rows alternate, median of the rounds; the tiny row one run.', '',
+             '(speed does not depend on them); the two full-net rows alternate, median of the rounds; the tiny row '
+             'one run.', '',
              '| pipeline | frames | wall s | frames/s |', '|---|---:|---:|---:|',
              f'| `enhance_video`, full GFPGANv1Clean-512, faces of 4 frames per batch | {n_full} | {video_s:.1f} | '
              f'{n_full / video_s:.3f} |',
