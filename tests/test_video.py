@@ -314,6 +314,9 @@ def test_cli_restores_videos_beside_images_and_reports_bad_ones(tiny_ckpt, video
     assert audio_packets(videos / 'clip.mp4') == audio_packets(video_folder / 'clip.mp4')
     assert video_pts(videos / 'vfr.mkv') == video_pts(video_folder / 'vfr.mkv')
     assert (out / 'restored_imgs' / 'still.png').is_file()
+    code = inference_gfpgan.main(['-i', str(video_folder / 'clip.mp4'), '-o', str(tmp_path / 'aligned'),
+                                  '--model_path', str(tiny_ckpt), '--device', 'cpu', '--aligned'])
+    assert code == 1 and '--aligned takes aligned face crops, not videos' in capsys.readouterr().out
 
 
 def test_truncated_video_that_opens_fails_clearly(photo, tmp_path):
