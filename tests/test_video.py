@@ -26,6 +26,7 @@ import inference_gfpgan  # noqa: E402
 from gfpgan.face.alignment import estimate_alignment, inverse_affine  # noqa: E402
 from gfpgan.face.detection import DetectedFace, DlibFaceDetector  # noqa: E402
 from gfpgan.restorer import GFPGANer  # noqa: E402
+from gfpgan.video import VideoRestorer  # noqa: E402
 from gfpgan.video.faces_json import read_faces_json  # noqa: E402
 from gfpgan.video.io import VideoError, is_variable_rate, probe, read_frames, write_video  # noqa: E402
 from gfpgan.video.scene import SceneCutDetector  # noqa: E402
@@ -344,3 +345,17 @@ def _tiny_net():
     from gfpgan.archs import build_network
 
     return build_network(TINY)
+
+
+def test_scene_cut_starts_new_tracks_in_the_first_pass(tiny_ckpt, photo, data_dir, tmp_path):
+    other = cv2.imread(str(data_dir / 'whole_imgs' / 'Blake_Lively.jpg'))[:, 380:]  # one face
+    other = cv2.resize(other, (photo.shape[1] // 2 * 2, photo.shape[0] // 2 * 2))
+    shot_a = noisy_pan(photo, 4, 0.0)
+    shot_b = [np.clip(other + np.random.default_rng(i).normal(0, 4, other.shape), 0, 255).astype(np.uint8)
+              for i in range(4)]
+    src = make_clip(tmp_path / 'cut.mp4', [cv2.resize(f, (other.shape[1], other.shape[0])) for f in shot_a] + shot_b)
+    restorer = GFPGANer(str(tiny_ckpt), upscale=1, device='cpu')
+    video = VideoRestorer(restorer)
+    faces, stamps, n_tracks, n_cuts = video.track(src, probe(src))
+    assert (len(stamps), n_tracks, n_cuts) == (8, 2, 1)
+    assert [[f['track'] for f in frame] for frame in faces] == [[0]] * 4 + [[1]] * 4
