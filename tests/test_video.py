@@ -37,11 +37,14 @@ SAMPLE_RATE = 16000
 
 
 def make_clip(path: Path, frames: list[np.ndarray], fps: int = 25, audio: bool = False,
-              pts: list[int] | None = None) -> Path:
-    """H.264 clip of BGR `frames` (time base 1/fps unless `pts` say otherwise), optionally with an AAC sine."""
+              pts: list[int] | None = None, rotation: int = 0) -> Path:
+    """H.264 clip of BGR `frames` (time base 1/fps unless `pts` say otherwise), optionally with an AAC sine
+    and a display rotation (degrees counter-clockwise)."""
     with av.open(str(path), 'w') as out:
         video = out.add_stream('libx264', rate=fps)
         video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], 'yuv420p'
+        if rotation:
+            video.set_display_rotation(rotation)
         sound = out.add_stream('aac', rate=SAMPLE_RATE) if audio else None
         if sound is not None:
             sound.layout = 'mono'
@@ -213,6 +216,15 @@ def test_audio_survives_a_round_trip_with_exact_timestamps(tmp_path):
     assert video_pts(dst) == [p for _, p in decoded]
     assert audio_packets(dst) == audio_packets(src) and len(audio_packets(src)) > 5
     assert [p.name for p in dst.parent.iterdir()] == ['dst.mp4']  # no temporary file left behind
+
+
+def test_rotated_phone_clip_is_read_upright(photo, tmp_path):
+    upright = noisy_pan(photo, 3, 0.0, sigma=0.0)
+    src = make_clip(tmp_path / 'phone.mp4', [np.ascontiguousarray(np.rot90(f, -1)) for f in upright], rotation=90)
+    decoded = [img for img, _ in read_frames(src)]
+    assert decoded[0].shape == upright[0].shape
+    assert np.abs(decoded[0].astype(np.float32) - upright[0]).mean() < 5  # codec loss only (4:2:0, crf 23)
+    assert np.abs(decoded[0].astype(np.float32) - upright[0][::-1, ::-1]).mean() > 20  # not upside down
 
 
 def test_variable_rate_detection():

@@ -38,7 +38,7 @@ class VideoInfo:
     """What the writer copies from the source: size, rate, time base and the audio track's presence."""
 
     path: Path
-    width: int
+    width: int  # as stored, before any display rotation
     height: int
     fps: Fraction
     time_base: Fraction
@@ -72,7 +72,11 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def read_frames(path: str | Path) -> Iterator[tuple[np.ndarray, int | None]]:
-    """(BGR uint8 frame, pts in the stream's time base) for every frame; a decoding error names the frame."""
+    """(BGR uint8 frame, pts in the stream's time base) for every frame; a decoding error names the frame.
+
+    A frame stored sideways with a display rotation (phone clips) comes out upright, as players show it:
+    faces are detected upright and the output, written without the rotation, displays the same.
+    """
     av = _import_av()
     path = Path(path)
     index = 0
@@ -81,7 +85,11 @@ def read_frames(path: str | Path) -> Iterator[tuple[np.ndarray, int | None]]:
         stream.thread_type = 'AUTO'
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format='bgr24'), frame.pts
+                img = frame.to_ndarray(format='bgr24')
+                quarter_turns = round(getattr(frame, 'rotation', 0) / 90) % 4  # counter-clockwise, for display
+                if quarter_turns:
+                    img = np.ascontiguousarray(np.rot90(img, quarter_turns))
+                yield img, frame.pts
                 index += 1
         except av.error.FFmpegError as err:
             raise VideoError(f'{path}: truncated or damaged: decoding failed after {index} frames ({err}).') \
