@@ -261,7 +261,8 @@ class GFPGANer:
 
         `options` are `gfpgan.video.restorer.VideoOptions` fields; `progress` is True (tqdm bars) or a
         callable `(stage, done, total)` (raising in it cancels; nothing is left behind). Also writes
-        `dst`'s `.faces.json` (`NAME.faces.json`); returns a `gfpgan.video.restorer.VideoResult`.
+        `dst`'s `.faces.json` (`NAME.faces.json`); returns a `gfpgan.video.restorer.VideoResult`. Like
+        `enhance`, one call at a time per GFPGANer (detection uses its `face_helper`).
         """
         from gfpgan.video.restorer import VideoOptions, VideoRestorer
 
