@@ -242,7 +242,15 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 def test_enhance_video_api(tiny_ckpt, photo, tmp_path):
     src = make_clip(tmp_path / 'clip.mp4', noisy_pan(photo, 10, 1.5), audio=True)
     restorer = GFPGANer(str(tiny_ckpt), upscale=2, device='cpu', batch_size=4)
+    batches, generator = [], restorer._generator
+
+    def counting(x, **kwargs):
+        batches.append(len(x))
+        return generator(x, **kwargs)
+
+    restorer._generator = counting
     result = restorer.enhance_video(src, tmp_path / 'out' / 'clip.mp4', motion_noise=0.05)
+    assert batches == [4, 4, 2]  # one face per frame: faces of 4 frames per network call
     assert (result.frames, result.faces, result.tracks, result.scene_cuts, result.has_audio, result.copied) == (
         10, 10, 1, 0, True, False)
     info = probe(result.dst)
