@@ -124,9 +124,14 @@ def write_video(dst: str | Path, frames: Iterable[tuple[np.ndarray, int]], like:
     fmt = CONTAINER_FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise VideoError(f'{dst}: cannot write {dst.suffix!r} video; use one of {", ".join(VIDEO_EXTENSIONS)}.')
-    written = [0]
-    atomic_write(dst, lambda tmp: written.__setitem__(0, _encode(tmp, fmt, frames, like, crf, preset)))
-    return written[0]
+    written = 0
+
+    def encode(tmp: str) -> None:
+        nonlocal written
+        written = _encode(tmp, fmt, frames, like, crf, preset)
+
+    atomic_write(dst, encode)
+    return written
 
 
 def _encode(tmp: str, fmt: str, frames: Iterable[tuple[np.ndarray, int]], like: VideoInfo, crf: int,
