@@ -1,6 +1,8 @@
-"""Restore the faces in an image or a folder of images: `python inference_gfpgan.py -i inputs -o results -v 1.4`.
+"""Restore the faces in an image, a video or a folder of both: `python inference_gfpgan.py -i inputs -o results -v 1.4`.
 
-Writes `cropped_faces/`, `restored_faces/`, `cmp/` (input | restored) and `restored_imgs/` under `-o`.
+Writes `cropped_faces/`, `restored_faces/`, `cmp/` (input | restored) and `restored_imgs/` under `-o`;
+a video (.mp4, .mov, .mkv, .avi, .webm) becomes `restored_videos/NAME.EXT` (faces tracked and their
+landmarks smoothed over time, audio copied) and `restored_videos/NAME.faces.json`.
 A file that cannot be processed gets a one-line error naming it and the run goes on; the exit code is
 1 when any file failed. `-v` weights are looked up in `--weights_dir`, `$GFPGAN_WEIGHTS_DIR`, upstream's
 `experiments/pretrained_models/` and `gfpgan/weights/` (under the working directory, then this checkout),
@@ -61,6 +63,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--parse', action='store_true',
                    help='blend with a face-parsing mask (needs parsing_parsenet.pth) instead of a feathered square')
     p.add_argument('--max_megapixels', type=float, default=100.0, help='refuse images whose output is larger')
+    video = p.add_argument_group('video inputs (see gfpgan/video)')
+    video.add_argument('--landmark_noise', type=float, default=0.5, help="smoother: detector jitter, px (0.5)")
+    video.add_argument('--motion_noise', type=float, default=0.02,
+                       help='smoother: face acceleration, px/frame^2; smaller smooths more, 0 = raw detections')
+    video.add_argument('--iou_threshold', type=float, default=0.3, help='box overlap that continues a track')
+    video.add_argument('--max_missed', type=int, default=3, help='undetected frames a track bridges')
+    video.add_argument('--scene_cut', type=float, default=0.5,
+                       help='colour-histogram change (0-1) that counts as a scene cut and resets the tracks')
+    video.add_argument('--crf', type=int, default=18, help='H.264 quality of the output video (lower = better)')
+    video.add_argument('--preset', default='medium', help='x264 speed preset of the output video')
     args = p.parse_args(argv)
     if args.suffix is not None and (not SAFE_SUFFIX.match(args.suffix) or '..' in args.suffix):
         p.error(f'--suffix {args.suffix!r} may only hold letters, digits, "_", "-" and single dots.')
@@ -120,6 +132,19 @@ def build_bg_upsampler(args: argparse.Namespace):
                                half=args.dtype == 'fp16')
 
 
+def restore_video(restorer, args, src: Path, stem: str, out_root: Path):
+    """Restore one video into `restored_videos/`; returns the `VideoResult`."""
+    if args.aligned:
+        raise ValueError(f'{src}: --aligned takes aligned face crops, not videos; run videos without it.')
+    suffix = f'_{args.suffix}' if args.suffix else ''
+    dst = inside(out_root, 'restored_videos', f'{stem}{suffix}{src.suffix.lower()}')
+    return restorer.enhance_video(src, dst, weight=args.weight, only_center_face=args.only_center_face,
+                                  progress=True, landmark_noise=args.landmark_noise,
+                                  motion_noise=args.motion_noise, iou_threshold=args.iou_threshold,
+                                  max_missed=args.max_missed, scene_cut=args.scene_cut, crf=args.crf,
+                                  preset=args.preset)
+
+
 def restore_one(restorer, args, src: Path, stem: str, out_root: Path) -> int:
     """Restore one file and write its outputs; returns the number of faces restored."""
     img = imread(src)
@@ -139,11 +164,26 @@ def restore_one(restorer, args, src: Path, stem: str, out_root: Path) -> int:
     return len(restored)
 
 
+def report_video(src: Path, result) -> None:
+    """One line per restored video, plus notes for a clip without faces or with a variable frame rate."""
+    from tqdm import tqdm
+
+    tqdm.write(f'{src}: {result.frames} frames at {result.fps:.3f} fps, {result.faces} faces in {result.tracks} '
+               f'tracks, {result.scene_cuts} scene cuts, {result.frames_per_second:.2f} frames/s -> {result.dst}',
+               file=sys.stderr)
+    if result.faces == 0:
+        done = 'copied it unchanged' if result.copied else 'wrote the upscaled frames only'
+        tqdm.write(f'note: no face found in {src}; {done}', file=sys.stderr)
+    if result.variable_frame_rate:
+        tqdm.write(f'note: {src} has a variable frame rate; every frame kept its own timestamp', file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
     from gfpgan.restorer import GFPGANer
+    from gfpgan.video.io import VIDEO_EXTENSIONS
 
     try:
         files = list_inputs(Path(args.input))
@@ -162,10 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     out_root = Path(args.output).resolve()
     stems = output_stems(files)
     failures, faceless, n_faces = [], [], 0
+    n_videos = sum(f.suffix.lower() in VIDEO_EXTENSIONS for f in files)
     start = time.perf_counter()
-    for src in tqdm(files, desc='Restoring', unit='img', file=sys.stderr):
+    for src in tqdm(files, desc='Restoring', unit='file', file=sys.stderr):
+        is_video = src.suffix.lower() in VIDEO_EXTENSIONS
         try:
-            found = restore_one(restorer, args, src, stems[src], out_root)
+            if is_video:
+                result = restore_video(restorer, args, src, stems[src], out_root)
+                found = result.faces
+            else:
+                found = restore_one(restorer, args, src, stems[src], out_root)
         except Exception as err:  # one bad file (even a MemoryError) never stops the run
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
             if str(src) not in message:
@@ -174,12 +220,16 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(f'error: {message}', file=sys.stderr)
             continue
         n_faces += found
+        if is_video:
+            report_video(src, result)
         if found == 0 and not args.aligned:
             faceless.append(src)
-            tqdm.write(f'note: no face found in {src}; wrote the upscaled image only', file=sys.stderr)
+            if not is_video:
+                tqdm.write(f'note: no face found in {src}; wrote the upscaled image only', file=sys.stderr)
     seconds = time.perf_counter() - start
     per_face = f'{seconds / n_faces:.3f} s per face' if n_faces else 'no faces'
-    print(f'Done: {len(files)} images, {n_faces} faces restored, {len(faceless)} without a face, '
+    videos = f', {n_videos} videos' if n_videos else ''
+    print(f'Done: {len(files) - n_videos} images{videos}, {n_faces} faces restored, {len(faceless)} without a face, '
           f'{len(failures)} failed; {seconds:.1f} s ({per_face}). Results in {out_root}')
     for message in failures:
         print(f'  failed: {message}')

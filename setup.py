@@ -23,6 +23,7 @@ setup(
     # pulls opencv-python, which would overwrite the headless cv2).
     extras_require={
         'face': ['dlib-bin>=19.24', 'face-recognition-models>=0.3.0'],
+        'video': ['av>=14'],
         'export': ['onnx>=1.15', 'onnxruntime>=1.17'],
         'plots': ['matplotlib>=3.7'],
         'wandb': ['wandb'],

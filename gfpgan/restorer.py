@@ -247,8 +247,29 @@ class GFPGANer:
         helper.restored_faces = self.restore_faces(helper.cropped_faces, weight) if helper.cropped_faces else []
         if has_aligned or not paste_back:
             return helper.cropped_faces, helper.restored_faces, None
+        return helper.cropped_faces, helper.restored_faces, self.paste_back(helper, img)
+
+    def paste_back(self, helper: FaceRestoreHelper, img: np.ndarray) -> np.ndarray:
+        """Blend `helper`'s restored faces into `img` enlarged `upscale` times (by `bg_upsampler` if set)."""
         background = None
         if self.bg_upsampler is not None:
             background = self.bg_upsampler.enhance(img, outscale=self.upscale)[0]
         helper.get_inverse_affine()
-        return helper.cropped_faces, helper.restored_faces, helper.paste_faces_to_input_image(upsample_img=background)
+        return helper.paste_faces_to_input_image(upsample_img=background)
+
+    def enhance_video(self, src: str | os.PathLike, dst: str | os.PathLike, *, weight: float = 1.0,
+                      only_center_face: bool = False, progress: Any = None, **options: Any):
+        """Restore the faces of video `src` into `dst`, tracked and smoothed over time; see `gfpgan.video`.
+
+        `options` are `gfpgan.video.restorer.VideoOptions` fields; `progress` is True (tqdm bars) or a
+        callable `(stage, done, total)` (raising in it cancels; nothing is left behind). Also writes
+        `dst`'s `.faces.json` (`NAME.faces.json`); returns a `gfpgan.video.restorer.VideoResult`. Like
+        `enhance`, one call at a time per GFPGANer (detection uses its `face_helper`).
+        """
+        from gfpgan.video.restorer import VideoOptions, VideoRestorer
+
+        unknown = set(options) - set(VideoOptions.names())
+        if unknown:
+            raise TypeError(f"enhance_video got unknown options {sorted(unknown)}; "
+                            f"choose from {', '.join(VideoOptions.names())}.")
+        return VideoRestorer(self, VideoOptions(**options)).run(src, dst, weight, only_center_face, progress)
