@@ -162,10 +162,14 @@ class FaceRestoreHelper:
         elif only_center_face and len(faces) > 1:
             centre = np.array([w / 2, h / 2])
             faces = [min(faces, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre))]
-        self.faces = faces
-        self.all_landmarks_5 = [np.array(f.landmarks, np.float32) for f in faces]
-        self.det_faces = [np.append(f.box, f.score).astype(np.float32) for f in faces]  # x1, y1, x2, y2, score
+        self.set_faces(faces)
         return len(faces)
+
+    def set_faces(self, faces: list[DetectedFace]) -> None:
+        """Use `faces` (detected here, or given: e.g. landmarks smoothed over video frames) for alignment."""
+        self.faces = list(faces)
+        self.all_landmarks_5 = [np.array(f.landmarks, np.float32) for f in self.faces]
+        self.det_faces = [np.append(f.box, f.score).astype(np.float32) for f in self.faces]  # x1, y1, x2, y2, score
 
     def align_warp_face(self, save_cropped_path: str | os.PathLike | None = None,
                         border_mode: str = 'constant') -> list[np.ndarray]:

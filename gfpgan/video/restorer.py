@@ -163,8 +163,8 @@ class VideoRestorer:
             helper = FaceRestoreHelper(restorer.upscale, restorer.face_size, detector=restorer.face_helper.detector,
                                        parser=restorer.face_helper.parser)
             helper.read_image(frame)
-            helper.faces = [DetectedFace(f['box'].astype(np.float32), f['landmarks'].astype(np.float32))
-                            for f in faces[index]]
+            helper.set_faces([DetectedFace(f['box'].astype(np.float32), f['landmarks'].astype(np.float32))
+                              for f in faces[index]])
             helper.align_warp_face()
             group.append((frame, helper))
             n_faces += len(helper.faces)
