@@ -138,8 +138,9 @@ def niqe(img: np.ndarray, block: int = BLOCK) -> float:
     """NIQE of a 2-D float32 image in [0, 255] (cropped to whole blocks)."""
     mu_pris, cov_pris, window = pristine_params()
     rows, cols = img.shape[0] // block, img.shape[1] // block
-    if rows == 0 or cols == 0:
-        raise ValueError(f'NIQE needs an image of at least {block}x{block} pixels, got {img.shape[1]}x{img.shape[0]}.')
+    if rows * cols < 2:  # one block gives no covariance
+        raise ValueError(f'NIQE needs at least two {block}x{block} blocks (e.g. {2 * block}x{block} pixels after '
+                         f'crop_border), got {img.shape[1]}x{img.shape[0]}.')
     img = img[:rows * block, :cols * block]
     per_scale = []
     for scale in (1, 2):
