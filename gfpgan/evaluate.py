@@ -47,6 +47,7 @@ class Item:
     reference: str | None
     lq: str | None = None
     readable: bool = True
+    bad_reference: str | None = None  # the partner file that could not be read
     values: dict[str, float] = field(default_factory=dict)
 
 
@@ -221,7 +222,7 @@ class Scorer:
                     ref = imread(item.reference)
                 except ImageReadError as err:
                     problems.append((f'{str(err).rstrip(".")}; {item.name} scored without a reference', True))
-                    item.reference = None
+                    item.bad_reference, item.reference = item.reference, None
             elif self.args.reference is not None and needs_pair:
                 problems.append((f'{item.restored}: no reference named {item.name}.* in {self.args.reference}; '
                                  'scored without a reference', True))
@@ -265,11 +266,39 @@ def compute_fid(args: argparse.Namespace, items: list[Item],
                 raise UsageError(f'{args.fid_stats} has no mu/sigma arrays (keys: {", ".join(data.files)})')
             mu_ref, sigma_ref = data['mu'], data['sigma']
     elif args.reference is not None:
-        mu_ref, sigma_ref = fm.reference_stats(args.reference, extractor, args.fid_cache_dir, args.batch_size)
+        mu_ref, sigma_ref, problems = _reference_stats(args, items, extractor)
     else:
         raise UsageError('fid needs the real side: -r REFERENCE or --fid-stats STATS.npz')
     mu, sigma = fm.compute_stats(restored, extractor, args.batch_size).mean_cov()
-    return fm.calculate_fid(mu, sigma, mu_ref, sigma_ref), []
+    return fm.calculate_fid(mu, sigma, mu_ref, sigma_ref), problems if not args.fid_stats else []
+
+
+def _reference_stats(args: argparse.Namespace, items: list[Item], extractor) -> tuple[np.ndarray, np.ndarray,
+                                                                                       list[Problem]]:
+    """FID statistics of the reference folder's readable images (cached when all of them are readable).
+
+    Every rank must agree on the file list before the sharded pass (a rank that failed to read a file
+    would leave the others waiting), so unreadable files are found first: the paired ones were read
+    while scoring, the unpaired ones are tried here.
+    """
+    from gfpgan.metrics import fid_metric as fm
+    from gfpgan.utils.image_io import ImageReadError, imread
+
+    paths = fm.list_images(args.reference)
+    bad = {it.bad_reference for it in items if it.bad_reference}
+    seen = {it.reference for it in items if it.reference} | bad
+    problems = []
+    for p in paths:
+        if p not in seen:
+            try:
+                imread(p)
+            except ImageReadError as err:
+                bad.add(p)
+                problems.append((f'{str(err).rstrip(".")}; left out of the FID reference set', True))
+    if not bad:
+        return (*fm.reference_stats(args.reference, extractor, args.fid_cache_dir, args.batch_size), problems)
+    mu, sigma = fm.compute_stats([p for p in paths if p not in bad], extractor, args.batch_size).mean_cov()
+    return mu, sigma, problems
 
 
 def _gather(items: list[Item], problems: list[Problem]) -> tuple[list[Item], list[Problem]]:

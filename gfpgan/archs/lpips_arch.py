@@ -89,12 +89,12 @@ class AlexNetFeatures(nn.Module):
             raise FileNotFoundError(f'AlexNet weights file not found: {path}. Give a torchvision-format alexnet '
                                     'checkpoint (alexnet-owt-7be5be79.pth).')
         ckpt = extract_state_dict(load_checkpoint(path), param_key=None, source=str(path))
+        found = sorted({int(m.group(1)) for k in ckpt if (m := re.fullmatch(r'features\.(\d+)\.weight', k))})
+        if found != sorted(_ALEXNET_CONVS):
+            raise ValueError(f'{path} does not look like a torchvision alexnet checkpoint: it has weights at '
+                             f'features indices {found}, alexnet has them at {sorted(_ALEXNET_CONVS)}.')
         state = {}
         for key, own in self.state_dict().items():
-            if key not in ckpt:
-                found = sorted({int(m.group(1)) for k in ckpt if (m := re.fullmatch(r'features\.(\d+)\.weight', k))})
-                raise KeyError(f'{path} has no {key}: not a torchvision alexnet checkpoint (it has weights at '
-                               f'features indices {found}, alexnet at {sorted(_ALEXNET_CONVS)}).')
             if ckpt[key].shape != own.shape:
                 raise ValueError(f'{path}: {key} has shape {tuple(ckpt[key].shape)}, alexnet needs {tuple(own.shape)}.')
             state[key] = ckpt[key]
