@@ -30,7 +30,7 @@ METRICS = {  # command-line name -> registered metric (its direction comes from 
     'fid': 'calculate_fid', 'identity': 'calculate_identity_distance', 'lmd': 'calculate_lmd',
 }
 PER_IMAGE = ('psnr', 'ssim', 'lpips', 'niqe', 'identity', 'lmd')
-BATCHED = ('lpips', 'identity')  # network metrics: batched on the device
+FULL_REFERENCE = ('psnr', 'ssim', 'lpips', 'identity', 'lmd')
 ARCFACE = {'type': 'ResNetArcFace', 'block': 'IRBlock', 'layers': [2, 2, 2, 2], 'use_se': False}
 
 
@@ -56,8 +56,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument('-i', '--restored', required=True, help='folder of restored images')
     p.add_argument('-r', '--reference', help='folder of reference (ground-truth) images, paired by name')
     p.add_argument('-o', '--output', required=True, help='report folder (metrics.csv, summary.md, grid.png)')
-    p.add_argument('--metrics', default='psnr,ssim,lpips,niqe',
-                   help=f'comma-separated, from {",".join(METRICS)} (default: %(default)s)')
+    p.add_argument('--metrics', help=f'comma-separated, from {",".join(METRICS)} (default: psnr,ssim,lpips,niqe; '
+                   'niqe without -r)')
     p.add_argument('--input', dest='lq', help='folder of the degraded inputs, shown in the grid only')
     p.add_argument('--crop-border', type=int, default=0, help='pixels cut from each edge for psnr/ssim/lpips/niqe')
     p.add_argument('--test-y-channel', action='store_true', help='psnr/ssim on the Y channel')
@@ -78,10 +78,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument('--device', default='auto', help="'auto' (cuda when present), 'cpu', 'cuda', ...")
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = p.parse_args(argv)
-    args.metrics = [m.strip() for m in args.metrics.split(',') if m.strip()]
+    default = 'psnr,ssim,lpips,niqe' if args.reference else 'niqe'
+    args.metrics = [m.strip() for m in (args.metrics or default).split(',') if m.strip()]
     unknown = [m for m in args.metrics if m not in METRICS]
     if unknown or not args.metrics:
         p.error(f'unknown metric(s) {", ".join(unknown) or "(none given)"}; choose from {", ".join(METRICS)}')
+    paired = [m for m in args.metrics if m in FULL_REFERENCE]
+    if paired and not args.reference:
+        p.error(f'{", ".join(paired)} compare with a reference: give -r REFERENCE (without it: niqe, and fid with '
+                '--fid-stats)')
     return args
 
 
@@ -143,6 +148,13 @@ class Scorer:
             except (FileNotFoundError, KeyError, RuntimeError) as err:
                 raise UsageError(f'identity network: {err}') from err
             self.id_net.to(device)
+        if 'lmd' in args.metrics:
+            from gfpgan.metrics.landmark_metric import _detector
+
+            try:
+                _detector()
+            except (ImportError, FileNotFoundError) as err:
+                raise UsageError(f'lmd: {err}') from err
         if 'lpips' in args.metrics:
             from gfpgan.metrics.lpips_metric import build_lpips
 
@@ -195,7 +207,7 @@ class Scorer:
 
         problems: list[Problem] = []
         batch: list[tuple[Item, np.ndarray, np.ndarray]] = []
-        needs_pair = any(m in self.fns for m in ('psnr', 'ssim', 'lpips', 'identity', 'lmd'))
+        needs_pair = any(m in self.fns for m in FULL_REFERENCE)
 
         def flush() -> None:
             if batch:

@@ -147,6 +147,9 @@ def test_usage_errors_exit_2(problem_folders, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         ev.main(['-i', str(res), '-o', str(tmp_path / 'o'), '--metrics', 'psnr,sharpness'])
     assert exc.value.code == 2 and 'unknown metric(s) sharpness' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        ev.main(['-i', str(res), '-o', str(tmp_path / 'o'), '--metrics', 'niqe,psnr'])
+    assert exc.value.code == 2 and 'psnr compare with a reference: give -r' in capsys.readouterr().err
     assert not (tmp_path / 'o').exists()
 
 
@@ -172,3 +175,15 @@ def test_two_process_torchrun_equals_one_process(problem_folders, compat_dir, ar
         assert (tmp_path / 'two' / name).read_text() == (tmp_path / 'one' / name).read_text(), name
     rows = _read_csv(tmp_path / 'one' / 'metrics.csv')
     assert rows['Justin_Timberlake_crop']['identity'] != ''
+
+
+def test_without_reference_scores_niqe_only(problem_folders, tmp_path, capsys):
+    res, _, _ = problem_folders
+    (res / 'Julia_Roberts_crop.png').unlink()  # the truncated one
+    out = tmp_path / 'report'
+    assert ev.main(['-i', str(res), '-o', str(out), '--no-progress']) == 0  # default metrics: niqe alone
+    rows = _read_csv(out / 'metrics.csv')
+    assert list(next(iter(rows.values()))) == ['name', 'restored', 'reference', 'niqe']
+    for name, row in rows.items():
+        assert float(row['niqe']) == pytest.approx(calculate_niqe(cv2.imread(str(res / f'{name}.png')), 0), rel=1e-7)
+    assert not (out / 'grid.png').exists()  # no pairs to show

@@ -15,6 +15,7 @@ from gfpgan.utils.registry import METRIC_REGISTRY
 
 @lru_cache(maxsize=1)
 def _detector():
+    """The offline 68-point detector, loaded once per process (~4 s)."""
     from gfpgan.face.detection import DlibFaceDetector
 
     return DlibFaceDetector()
