@@ -43,7 +43,7 @@ ALEXNET_TAPS = (1, 4, 7, 9, 11)  # the ReLUs lpips reads
 
 def lpips_linear_weights_path(net: str, version: str = '0.1') -> Path:
     """The `lpips` wheel's `weights/v{version}/{net}.pth`, found without importing the package."""
-    _check_choice(net, version)
+    check_lpips_choice(net, version)
     try:
         dist = importlib.metadata.distribution('lpips')
     except importlib.metadata.PackageNotFoundError as err:
@@ -57,7 +57,8 @@ def lpips_linear_weights_path(net: str, version: str = '0.1') -> Path:
     return path
 
 
-def _check_choice(net: str, version: str) -> None:
+def check_lpips_choice(net: str, version: str) -> None:
+    """Raise naming the bad `net` / `version` and the choices."""
     if net not in LPIPS_NETS:
         raise ValueError(f"LPIPS net must be one of {', '.join(LPIPS_NETS)}, got {net!r}.")
     if version not in LPIPS_VERSIONS:
@@ -136,7 +137,7 @@ class LPIPSNet(nn.Module):
     def __init__(self, net: str = 'vgg', version: str = '0.1', backbone_weights: str | os.PathLike | None = None,
                  linear_weights: str | os.PathLike | None = None) -> None:
         super().__init__()
-        _check_choice(net, version)
+        check_lpips_choice(net, version)
         self.net, self.version = net, version
         self.trunk = _VGG16Taps(backbone_weights) if net == 'vgg' else AlexNetFeatures(backbone_weights)
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in TRUNK_WIDTHS[net])

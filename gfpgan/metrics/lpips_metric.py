@@ -28,10 +28,10 @@ def default_device() -> torch.device:
 def build_lpips(net: str = 'vgg', version: str = '0.1', backbone_weights: str | os.PathLike | None = None,
                 device: str | torch.device | None = None) -> torch.nn.Module:
     """The cached LPIPSNet for these settings (see the module docstring for where the weights come from)."""
-    from gfpgan.archs.lpips_arch import TORCHVISION_ARCH, LPIPSNet, _check_choice
+    from gfpgan.archs.lpips_arch import TORCHVISION_ARCH, LPIPSNet, check_lpips_choice
     from gfpgan.utils.torchvision_weights import torchvision_weights_path
 
-    _check_choice(net, version)
+    check_lpips_choice(net, version)
     device = torch.device(device) if device is not None else default_device()
     path = torchvision_weights_path(TORCHVISION_ARCH[net], backbone_weights)
     key = (net, version, os.path.abspath(path), str(device))
