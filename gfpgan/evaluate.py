@@ -149,10 +149,10 @@ class Scorer:
                 raise UsageError(f'identity network: {err}') from err
             self.id_net.to(device)
         if 'lmd' in args.metrics:
-            from gfpgan.metrics.landmark_metric import _detector
+            from gfpgan.metrics.landmark_metric import landmark_detector
 
             try:
-                _detector()
+                landmark_detector()
             except (ImportError, FileNotFoundError) as err:
                 raise UsageError(f'lmd: {err}') from err
         if 'lpips' in args.metrics:
@@ -163,14 +163,19 @@ class Scorer:
             except (FileNotFoundError, ImportError, KeyError, ValueError) as err:
                 raise UsageError(f'lpips: {err}') from err
 
-    def _pixel_metrics(self, item: Item, img: np.ndarray, ref: np.ndarray | None) -> list[Problem]:
-        """The per-image numpy metrics; one that cannot score this image (e.g. NIQE on a tiny one) is left out."""
+    def _pixel_metrics(self, item: Item, img: np.ndarray, ref: np.ndarray | None,
+                       landmark_ref: np.ndarray | None) -> list[Problem]:
+        """The per-image numpy metrics; one that cannot score this image (e.g. NIQE on a tiny one) is left out.
+
+        `landmark_ref` may differ in size from `img` (LMD measures in the reference's pixels); `ref` may not.
+        """
         a, problems = self.args, []
         calls = {'niqe': lambda: self.fns['niqe'](img, crop_border=a.crop_border)}
         if ref is not None:
             for m in ('psnr', 'ssim'):
                 calls[m] = lambda m=m: self.fns[m](img, ref, crop_border=a.crop_border, test_y_channel=a.test_y_channel)
-            calls['lmd'] = lambda: self.fns['lmd'](img, ref)
+        if landmark_ref is not None:
+            calls['lmd'] = lambda: self.fns['lmd'](img, landmark_ref)
         for m, call in calls.items():
             if m in self.fns:
                 try:
@@ -238,12 +243,12 @@ class Scorer:
             elif self.args.reference is not None and needs_pair:
                 problems.append((f'{item.restored}: no reference named {item.name}.* in {self.args.reference}; '
                                  'scored without a reference', True))
+            landmark_ref = ref
             if ref is not None and ref.shape != img.shape:
                 problems.append((f'{item.restored}: size {img.shape[1]}x{img.shape[0]} differs from its reference '
-                                 f'{item.reference} ({ref.shape[1]}x{ref.shape[0]}); scored without a reference',
-                                 True))
-                ref, item.reference = None, None
-            problems += self._pixel_metrics(item, img, ref)
+                                 f'{item.reference} ({ref.shape[1]}x{ref.shape[0]}); only niqe and lmd scored', True))
+                ref = None
+            problems += self._pixel_metrics(item, img, ref, landmark_ref)
             if ref is not None and (self.id_net is not None or 'lpips' in self.fns):
                 if batch and batch[0][1].shape != img.shape:
                     flush()

@@ -32,8 +32,8 @@ def _faces(data_dir: Path, size: int = 192) -> dict[str, np.ndarray]:
 
 @pytest.fixture()
 def problem_folders(data_dir, tmp_path):
-    """4 faces: Adele restored in gray, Julia's restored file truncated, Paris without a reference,
-    and a reference (Zed) without a restored image; Justin is a clean pair."""
+    """Adele restored in gray, Julia's restored file truncated, Paris without a reference, a reference (Zed)
+    without a restored image, Justin_big restored at twice its reference's size; Justin is a clean pair."""
     res, ref, lq = tmp_path / 'restored', tmp_path / 'reference', tmp_path / 'input'
     for d in (res, ref, lq):
         d.mkdir()
@@ -46,6 +46,9 @@ def problem_folders(data_dir, tmp_path):
     (res / 'Julia_Roberts_crop.png').write_bytes(data[: len(data) // 2])
     gray = cv2.cvtColor(cv2.imread(str(res / 'Adele_crop.png')), cv2.COLOR_BGR2GRAY)
     cv2.imwrite(str(res / 'Adele_crop.png'), gray)
+    shutil.copy(ref / 'Justin_Timberlake_crop.png', ref / 'Justin_big.png')
+    justin = cv2.imread(str(res / 'Justin_Timberlake_crop.png'))
+    cv2.imwrite(str(res / 'Justin_big.png'), cv2.resize(justin, (384, 384), interpolation=cv2.INTER_CUBIC))
     return res, ref, lq
 
 
@@ -81,15 +84,20 @@ def test_problem_folder_finishes_names_each_problem_and_scores_the_rest(problem_
         'gray': (str(res / 'Adele_crop.png'), 'grayscale'),
         'no reference': (str(res / 'Paris_Hilton_crop.png'), 'no reference named Paris_Hilton_crop'),
         'no restored': (str(ref / 'Zed.png'), 'no restored image'),
+        'size': (str(res / 'Justin_big.png'), 'size 384x384 differs from its reference'),
     }
     for what, (path, words) in expected.items():
         hits = [line for line in err if path in line and words in line]
         assert len(hits) == 1, (what, err)
 
     rows = _read_csv(out / 'metrics.csv')
-    assert sorted(rows) == ['Adele_crop', 'Julia_Roberts_crop', 'Justin_Timberlake_crop', 'Paris_Hilton_crop']
+    assert sorted(rows) == ['Adele_crop', 'Julia_Roberts_crop', 'Justin_Timberlake_crop', 'Justin_big',
+                            'Paris_Hilton_crop']
     assert all(rows['Julia_Roberts_crop'][m] == '' for m in ('psnr', 'niqe', 'lpips'))  # unreadable: nothing
     assert rows['Paris_Hilton_crop']['psnr'] == '' and float(rows['Paris_Hilton_crop']['niqe']) > 0  # NIQE alone
+    big = rows['Justin_big']  # other size: no pixel comparison, landmarks in the reference's pixels
+    assert big['psnr'] == big['lpips'] == '' and float(big['niqe']) > 0
+    assert float(big['lmd']) == pytest.approx(float(rows['Justin_Timberlake_crop']['lmd']), abs=1.5)
     for name in ('Justin_Timberlake_crop', 'Adele_crop'):  # scored pairs: the metrics' own numbers
         img, img2 = cv2.imread(str(res / f'{name}.png')), cv2.imread(str(ref / f'{name}.png'))
         row = rows[name]
@@ -102,10 +110,10 @@ def test_problem_folder_finishes_names_each_problem_and_scores_the_rest(problem_
     summary = (out / 'summary.md').read_text()
     psnr_mean = np.mean([float(rows[n]['psnr']) for n in ('Adele_crop', 'Justin_Timberlake_crop')])
     assert f'| psnr | {psnr_mean:.8g} | 2 | higher |' in summary
-    assert '| niqe |' in summary and '| 3 | lower |' in summary.split('| niqe |')[1].splitlines()[0]
+    assert '| niqe |' in summary and '| 4 | lower |' in summary.split('| niqe |')[1].splitlines()[0]
     assert summary.count('\n- ') == len(err)  # the problems (Paris's photo is grayscale too), listed again
     grid = cv2.imread(str(out / 'grid.png'))
-    assert grid.shape == (2 * (64 + 22), 2 * 64, 3)  # 2 scored pairs: restored | reference + caption
+    assert grid.shape == (3 * (64 + 22), 2 * 64, 3)  # 3 pairs: restored | reference, and a caption
     assert not list(out.glob('.*.tmp'))  # written atomically: no temporary left over
 
 
@@ -114,7 +122,7 @@ def test_clean_folder_exit_zero_with_input_column_and_identity(problem_folders, 
     from gfpgan.metrics.identity_metric import calculate_identity_distance
 
     res, ref, lq = problem_folders
-    for name in ('Julia_Roberts_crop', 'Adele_crop', 'Paris_Hilton_crop'):
+    for name in ('Julia_Roberts_crop', 'Adele_crop', 'Paris_Hilton_crop', 'Justin_big'):
         (res / f'{name}.png').unlink()
         (ref / f'{name}.png').unlink(missing_ok=True)
     (ref / 'Zed.png').unlink()

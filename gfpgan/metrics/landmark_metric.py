@@ -14,7 +14,7 @@ from gfpgan.utils.registry import METRIC_REGISTRY
 
 
 @lru_cache(maxsize=1)
-def _detector():
+def landmark_detector():
     """The offline 68-point detector, loaded once per process (~4 s)."""
     from gfpgan.face.detection import DlibFaceDetector
 
@@ -22,7 +22,7 @@ def _detector():
 
 
 def _largest_box(img: np.ndarray) -> np.ndarray | None:
-    faces = _detector().detect_68(img)
+    faces = landmark_detector().detect_68(img)
     if not faces:
         return None
     return max((box for box, _, _ in faces), key=lambda b: float((b[2] - b[0]) * (b[3] - b[1])))
@@ -59,7 +59,7 @@ def calculate_lmd(img: np.ndarray, img2: np.ndarray, input_order: str = 'HWC', *
     if box is None:
         box_restored = _largest_box(restored)
         box = box_restored * to_ref if box_restored is not None else np.array([0, 0, w - 1, h - 1], np.float32)
-    detector = _detector()
+    detector = landmark_detector()
     points_ref = detector.landmarks68(reference, box)
     points = detector.landmarks68(restored, box / to_ref) * to_ref[:2]
     return float(np.linalg.norm(points - points_ref, axis=1).mean())
