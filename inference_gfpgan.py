@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('-i', '--input', default='inputs/whole_imgs', help='input image or folder')
     p.add_argument('-o', '--output', default='results', help='output folder')
     p.add_argument('-v', '--version', default='1.3', choices=list(MODEL_VERSIONS), help='GFPGAN model version')
-    p.add_argument('--model_path', help='local generator checkpoint (overrides -v)')
+    p.add_argument('--model_path', help="local checkpoint, or a release URL looked up like -v's files (overrides -v)")
     p.add_argument('--arch', choices=list(ARCH_TYPES), help="arch of --model_path (default: -v's arch)")
     p.add_argument('--channel_multiplier', type=int, help="channel multiplier (default: -v's)")
     p.add_argument('-s', '--upscale', type=float, default=2, help='final upsampling scale of the whole image')
@@ -113,9 +113,12 @@ def resolve_model(args: argparse.Namespace) -> tuple[str, str, int]:
     arch = args.arch or arch
     channel_multiplier = args.channel_multiplier or channel_multiplier
     if args.model_path:
-        if not Path(args.model_path).is_file():
+        if args.model_path.startswith(('https://', 'http://')):  # a release URL: looked up like -v's
+            url = args.model_path
+        elif Path(args.model_path).is_file():
+            return args.model_path, arch, channel_multiplier
+        else:
             raise FileNotFoundError(f'--model_path {args.model_path} does not exist.')
-        return args.model_path, arch, channel_multiplier
     path, where = locate_weights(url, args.weights_dir)
     print(f'weights: {path} ({where})', file=sys.stderr)
     return path, arch, channel_multiplier

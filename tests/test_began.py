@@ -76,8 +76,28 @@ def test_k_is_saved_and_resumed_with_the_state_dict(tmp_path):
         pytest.approx(1.0 - resumed.k.item() * 0.5)
 
 
+@pytest.mark.parametrize('k_init', [0.0, 0.9])
+def test_k_settles_where_gamma_l_real_equals_l_fake(k_init):
+    """Closed loop on a controlled toy: the more D weighs the fakes (k), the worse it reconstructs them,
+    L(G(z)) = 0.1 + 0.8 k, with L(x) = 0.6 fixed. The equilibrium gamma L(x) = L(G(z)) is at
+    k* = (0.5 * 0.6 - 0.1) / 0.8 = 0.25; k must approach it from either side, and M must tend to L(x)."""
+    gamma, lambda_k, l_real = 0.5, 0.5, 0.6
+    k_star = (gamma * l_real - 0.1) / 0.8
+    loss = BEGANLoss(gamma=gamma, lambda_k=lambda_k, k_init=k_init)
+    ks, ms = [k_init], []
+    for _ in range(60):
+        l_fake = 0.1 + 0.8 * ks[-1]
+        ms.append(loss.update(torch.tensor(l_real), torch.tensor(l_fake)))
+        ks.append(loss.k.item())
+        assert ks[-1] == pytest.approx(min(max(ks[-2] + lambda_k * (gamma * l_real - l_fake), 0.0), 1.0))
+        assert ms[-1] == pytest.approx(l_real + abs(gamma * l_real - l_fake))
+    distances = [abs(k - k_star) for k in ks]
+    assert all(b < a for a, b in zip(distances[:20], distances[1:21]))  # every step closer
+    assert ks[-1] == pytest.approx(k_star, abs=1e-6) and ms[-1] == pytest.approx(l_real, abs=1e-6)
+
+
 def test_a_short_began_run_balances_with_k_in_range():
-    """D learns to reconstruct reals, k moves off 0 through the control loop and stays in [0, 1]."""
+    """D learns to reconstruct reals; k follows the control loop on the run's own losses and stays in [0, 1]."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     g = BEGANGenerator(latent_dim=8, image_size=16, base_channels=8)
@@ -88,7 +108,7 @@ def test_a_short_began_run_balances_with_k_in_range():
     ramp = torch.linspace(-0.8, 0.8, 16)[None, None, None, :]  # smooth images: a fit for an 8-d code
     real = (ramp * torch.where(torch.arange(8) % 2 == 0, 1.0, -1.0)[:, None, None, None]).expand(-1, 3, 16, -1)
     first = None
-    ks = []
+    ks, losses = [loss.k.item()], []
     for _ in range(40):
         fake = g(torch.randn(8, 8, generator=gen))
         terms = loss(real, d(real), fake.detach(), d(fake.detach()))
@@ -103,6 +123,11 @@ def test_a_short_began_run_balances_with_k_in_range():
         d.requires_grad_(True)
         loss.update(terms.l_real, terms.l_fake)
         ks.append(loss.k.item())
+        losses.append((terms.l_real.item(), terms.l_fake.item()))
         first = first if first is not None else terms.l_real.item()
     assert terms.l_real.item() < 0.8 * first
+    replay = [0.0]  # k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1) on the recorded losses
+    for l_real, l_fake in losses:
+        replay.append(min(max(replay[-1] + 0.05 * (0.5 * l_real - l_fake), 0.0), 1.0))
+    assert ks == pytest.approx(replay, abs=1e-5)
     assert all(0.0 <= k <= 1.0 for k in ks) and max(ks) > 0

@@ -68,6 +68,14 @@ def test_mutual_information_loss_errors():
                                                code_logits=torch.zeros(1, 4))
     with pytest.raises(ValueError, match='needs code_logvar'):
         MutualInformationLoss(cont_dim=1)(cont_codes=torch.zeros(1, 1), code_mu=torch.zeros(1, 1))
+    # a missing prediction is named, whichever code kind it belongs to (not an AttributeError on None)
+    with pytest.raises(ValueError, match='needs cont_codes and code_mu with 2 columns'):
+        MutualInformationLoss(cont_dim=2, cont_loss='mse')(cont_codes=torch.zeros(1, 2))
+    with pytest.raises(ValueError, match='needs cat_codes and code_logits with 2 columns'):
+        MutualInformationLoss(cat_dims=[2])(cat_codes=torch.zeros(1, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match='needs cont_codes and code_mu'):  # cat given, cont missing
+        MutualInformationLoss(cat_dims=[2], cont_dim=1)(cat_codes=torch.zeros(1, 1, dtype=torch.long),
+                                                        code_logits=torch.zeros(1, 2))
 
 
 def _half(pos: list[float], neg: list[float]) -> float:

@@ -51,8 +51,11 @@ def test_labels_with_greyscale_and_rgba(layout, channels):
 
 def test_loose_images_with_class_labels_are_refused(layout):
     _img(layout / 'stray.png', 0)
-    with pytest.raises(DataFolderError, match=r'1 image\(s\) directly in the folder .*stray\.png'):
+    with pytest.raises(DataFolderError) as info:
         build_dataset(dict(type='ImageFolderDataset', dataroot=str(layout), class_labels=True))
+    assert str(info.value) == (f'{layout}: 1 image(s) directly in the folder (e.g. stray.png); with class_labels '
+                               'every image must be in a class folder, root/<class>/<image>.')
+    assert str(info.value) in _problems(layout, same_size=False, class_labels=True)  # the up-front check: same line
 
 
 def test_lmdb_has_no_class_folders(tmp_path):

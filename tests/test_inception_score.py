@@ -69,6 +69,24 @@ def test_errors_name_the_problem():
         ism.build_inception_classifier('nowhere.pth')
 
 
+def test_folder_errors_name_the_inception_score_folder(tmp_path):
+    """The folder is checked first (before any weights are needed), with IS's own messages."""
+    with pytest.raises(FileNotFoundError, match=f'^Inception Score image folder not found: {tmp_path / "nope"} '):
+        ism.calculate_inception_score_folder(tmp_path / 'nope')
+    (tmp_path / 'notes.txt').write_text('no images here')
+    with pytest.raises(FileNotFoundError, match=f'^Inception Score image folder {tmp_path} holds no images'):
+        ism.calculate_inception_score_folder(tmp_path)
+
+
+def test_misspelled_options_are_refused_not_swallowed(tmp_path):
+    p = np.eye(3)
+    with pytest.raises(TypeError, match="'split'"):
+        calculate_metric({'probs': p}, {'type': 'calculate_inception_score', 'split': 1})
+    with pytest.raises(TypeError, match="'weight_path'"):
+        calculate_metric({}, {'type': 'calculate_inception_score_folder', 'folder': str(tmp_path),
+                              'weight_path': 'x.pth'})
+
+
 def test_fid_helper_network_has_no_classifier():
     """The documented reason IS cannot use FID's offline default network."""
     from gfpgan.archs.inception_arch import load_fid_helper_scripted

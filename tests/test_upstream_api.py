@@ -183,9 +183,16 @@ def test_facexlib_names_and_options_behave(tmp_path):
     assert helper.get_face_landmarks_5(eye_dist_threshold=20) == 1  # the small one's eyes are ~10 px apart
     assert helper.get_face_landmarks_5(only_keep_largest=True) == 1
     np.testing.assert_allclose(helper.det_faces[0], [150, 180, 360, 420, 0.99], rtol=1e-6)
-    helper.get_face_landmarks_5(resize=128)  # detects on a 128 px copy, answers in input pixels
-    assert detector.seen[-1] == (128, 128)
+    helper.get_face_landmarks_5(resize=128)  # as facexlib: resize only enlarges, a 512 px image stays 512 px
+    assert detector.seen[-1] == (512, 512)
+    helper.get_face_landmarks_5(resize=1024)  # detects on a 1024 px copy, answers in input pixels
+    assert detector.seen[-1] == (1024, 1024)
     np.testing.assert_allclose(helper.all_landmarks_5[1], face_template(512), atol=1e-3)
+    helper.read_image(img[:256])  # 256 x 512: the short side goes to 1024, the aspect ratio is kept
+    helper.get_face_landmarks_5(resize=1024)
+    assert detector.seen[-1] == (1024, 2048)
+    np.testing.assert_allclose(helper.all_landmarks_5[1], face_template(512), atol=1e-3)
+    helper.read_image(img)
 
     # align_warp_face reads all_landmarks_5, which scripts may edit: the template itself is the identity warp
     helper.all_landmarks_5 = [face_template(256)]

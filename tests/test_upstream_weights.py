@@ -1,8 +1,9 @@
 """Weights where upstream users keep them, and checkpoints that upstream's tools load.
 
-- `inference_gfpgan.py -v X` and `GFPGANer(model_path=<release URL>)` find release files in upstream's
-  `experiments/pretrained_models/` and `gfpgan/weights/` (after --weights_dir and $GFPGAN_WEIGHTS_DIR,
-  before the cache and a download), and say where they took them. Tiny fake files, never a download.
+- `inference_gfpgan.py -v X` / `--model_path <release URL>` and `GFPGANer(model_path=<release URL>)` find
+  release files in upstream's `experiments/pretrained_models/` and `gfpgan/weights/` (after --weights_dir and
+  $GFPGAN_WEIGHTS_DIR, before the cache and a download), and say where they took them.
+  Tiny fake files, never a download.
 - `net_g_<iter>.pth` written by training has the release layout (`params` / `params_ema`, the release
   key names; at full size exactly the manifest's keys and shapes) and loads strictly into a network
   built from the release arguments and into `GFPGANer`.
@@ -90,6 +91,25 @@ def test_inference_weights_dir_wins_over_upstream_folders(user_dir, tmp_path, da
     err = capsys.readouterr().err
     assert code == 0, err
     assert f"weights: {tmp_path / 'mine' / 'GFPGANv1.3.pth'} (the weights folder given)" in err
+
+
+def test_inference_model_path_url_is_looked_up_like_v(user_dir, data_dir, capsys):
+    """README: `--model_path` takes a release URL, found where -v's files are (not read as a local path)."""
+    url = 'https://example.com/releases/my_finetune.pth'
+    save_tiny_generator(user_dir / GW / 'my_finetune.pth')
+    code = inference_gfpgan.main(['-i', str(data_dir / 'cropped_faces' / 'Adele_crop.png'), '-o', 'results',
+                                  '--model_path', url, '--aligned', '--device', 'cpu'])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    where = "upstream's gfpgan/weights/ under the working directory"
+    assert f"weights: {user_dir / GW / 'my_finetune.pth'} ({where})" in err
+    assert '1 faces restored' in out
+    (user_dir / GW / 'my_finetune.pth').unlink()  # offline and found nowhere: the lookup's error, naming the URL
+    code = inference_gfpgan.main(['-i', str(data_dir / 'cropped_faces' / 'Adele_crop.png'), '-o', 'results2',
+                                  '--model_path', url, '--aligned', '--device', 'cpu'])
+    err = capsys.readouterr().err
+    assert code == 2 and url in err and str(user_dir.parent / 'cache' / 'gfpgan' / 'my_finetune.pth') in err
+    assert 'does not exist' not in err
 
 
 def test_gfpganer_release_url_found_in_gfpgan_weights(user_dir, data_dir):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from gfpgan.utils.image_io import IMG_EXTENSIONS, ImageReadError, imread, is_image_file
@@ -29,6 +30,15 @@ def class_of(path: str | os.PathLike, root: str | os.PathLike) -> str | None:
     """The class folder of `path` (its first folder below `root`), None for a file directly in `root`."""
     rel = Path(path).relative_to(root).parts
     return rel[0] if len(rel) > 1 else None
+
+
+def loose_images_problem(paths: Iterable[str | os.PathLike], root: str | os.PathLike) -> str | None:
+    """The problem line for images directly in `root` (with class labels each needs a class folder), or None."""
+    loose = [p for p in paths if class_of(p, root) is None]
+    if not loose:
+        return None
+    return (f'{root}: {len(loose)} image(s) directly in the folder (e.g. {Path(loose[0]).name}); with '
+            'class_labels every image must be in a class folder, root/<class>/<image>.')
 
 
 def check_image_folder(root: str | os.PathLike, same_size: bool = True, class_labels: bool = False) -> list[str]:
@@ -69,10 +79,9 @@ def check_image_folder(root: str | os.PathLike, same_size: bool = True, class_la
         problems.append(f'{root}: images have different sizes ({summary}{more}); set image_size to resize and '
                         'crop them to one size.')
     if class_labels:
-        loose = [p for p in images if class_of(p, root) is None]
+        loose = loose_images_problem(images, root)
         if loose:
-            problems.append(f'{root}: {len(loose)} image(s) directly in the folder (e.g. {loose[0].name}); with '
-                            'class labels every image must be in a class folder, root/<class>/<image>.')
+            problems.append(loose)
         with_images = Counter(class_of(p, root) for p in images)
         for d in sorted(p for p in root.iterdir() if p.is_dir()):
             if not with_images.get(d.name):

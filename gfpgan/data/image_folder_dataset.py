@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 from gfpgan.data.degradations import as_rng
 from gfpgan.data.degradations_torch import normalize
 from gfpgan.data.file_client import build_file_client, is_lmdb, paths_from_folder, read_meta_info, read_or_skip
-from gfpgan.data.folder_check import DataFolderError, check_image_folder, class_of
+from gfpgan.data.folder_check import DataFolderError, check_image_folder, class_of, loose_images_problem
 from gfpgan.data.transforms import center_crop, resize_short_side
 from gfpgan.utils.image_io import imfrombytes, img2tensor
 from gfpgan.utils.registry import DATASET_REGISTRY
@@ -66,11 +66,10 @@ class ImageFolderDataset(Dataset):
         if is_lmdb(self.io_backend):
             raise ValueError(f'ImageFolderDataset ({self.root}): class_labels needs a disk folder of class '
                              'folders; lmdb keys carry no folders.')
-        names = [class_of(p, self.root) for p in self.paths]
-        loose = [p for p, c in zip(self.paths, names) if c is None]
+        loose = loose_images_problem(self.paths, self.root)
         if loose:
-            raise DataFolderError(f'{self.root}: {len(loose)} image(s) directly in the folder (e.g. {loose[0]}); '
-                                  'with class_labels every image must be in a class folder, root/<class>/<image>.')
+            raise DataFolderError(loose)
+        names = [class_of(p, self.root) for p in self.paths]
         self.classes = sorted(set(names))
         index = {c: i for i, c in enumerate(self.classes)}
         self.labels = [index[c] for c in names]

@@ -139,17 +139,19 @@ class FaceRestoreHelper:
 
         Faces with eyes closer than `eye_dist_threshold` (default `min_eye_distance`) are dropped; the
         rest are ordered left to right, or reduced to the largest / the most central one. `resize`
-        detects on a copy whose short side is `resize` px (coordinates are scaled back). `blur_ratio`
+        detects on an enlarged copy whose short side is `resize` px when the image is smaller (as facexlib:
+        never shrunk; coordinates are scaled back). `blur_ratio`
         belongs to facexlib's pad_blur, which is not offered, so it changes nothing.
         """
         if self.input_img is None:
             raise RuntimeError('Call read_image() before get_face_landmarks_5().')
         img, scale = self.input_img, 1.0
-        if resize:
+        if resize:  # facexlib only enlarges (small faces get found); a big image is detected as it is
             h, w = img.shape[:2]
-            scale = min(h, w) / resize
-            img = cv2.resize(img, (max(1, int(w / scale)), max(1, int(h / scale))), interpolation=cv2.INTER_LANCZOS4)
-        faces = [DetectedFace(f.box * scale, f.landmarks * scale, f.score) for f in self.detector.detect(img)]
+            scale = max(1.0, resize / min(h, w))
+            if scale > 1:
+                img = cv2.resize(img, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_LINEAR)
+        faces = [DetectedFace(f.box / scale, f.landmarks / scale, f.score) for f in self.detector.detect(img)]
         threshold = self.min_eye_distance if eye_dist_threshold is None else eye_dist_threshold
         faces = [f for f in faces if np.linalg.norm(f.landmarks[0] - f.landmarks[1]) >= threshold]
         faces.sort(key=lambda f: (f.box[0], f.box[1]))  # left to right: stable output names

@@ -55,21 +55,22 @@ class MutualInformationLoss(nn.Module):
                 cont_codes: torch.Tensor | None = None, code_mu: torch.Tensor | None = None,
                 code_logvar: torch.Tensor | None = None) -> torch.Tensor:
         """Codes as drawn by `sample_latent_codes`; predictions as the discriminator's `heads`."""
-        total = torch.zeros((), device=(code_logits if code_logits is not None else code_mu).device)
+        if self.cat_dims and (code_logits is None or cat_codes is None or code_logits.shape[1] != sum(self.cat_dims)):
+            raise ValueError(f'MutualInformationLoss: needs cat_codes and code_logits with '
+                             f'{sum(self.cat_dims)} columns (cat_dims {self.cat_dims}).')
+        if self.cont_dim:
+            if code_mu is None or cont_codes is None or code_mu.shape[1] != self.cont_dim:
+                raise ValueError(f'MutualInformationLoss: needs cont_codes and code_mu with {self.cont_dim} columns.')
+            if self.cont_loss == 'gaussian' and code_logvar is None:
+                raise ValueError("MutualInformationLoss: cont_loss 'gaussian' needs code_logvar.")
+        total = torch.zeros((), device=(code_logits if self.cat_dims else code_mu).device)
         if self.cat_dims:
-            if code_logits is None or cat_codes is None or code_logits.shape[1] != sum(self.cat_dims):
-                raise ValueError(f'MutualInformationLoss: needs cat_codes and code_logits with '
-                                 f'{sum(self.cat_dims)} columns (cat_dims {self.cat_dims}).')
             parts = code_logits.float().split(self.cat_dims, 1)
             ce = sum(F.cross_entropy(p, cat_codes[:, i].long()) for i, p in enumerate(parts))
             total = total + self.cat_weight * ce
         if self.cont_dim:
-            if code_mu is None or cont_codes is None or code_mu.shape[1] != self.cont_dim:
-                raise ValueError(f'MutualInformationLoss: needs cont_codes and code_mu with {self.cont_dim} columns.')
             err = (cont_codes.float() - code_mu.float()) ** 2
             if self.cont_loss == 'gaussian':
-                if code_logvar is None:
-                    raise ValueError("MutualInformationLoss: cont_loss 'gaussian' needs code_logvar.")
                 logvar = code_logvar.float()
                 nll = 0.5 * (math.log(2 * math.pi) + logvar + err * torch.exp(-logvar))
             else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from torch import nn
 
 from gfpgan.utils.checkpoint_io import extract_state_dict, load_checkpoint
 from gfpgan.utils.dist import all_reduce_sum
+from gfpgan.utils.image_io import img2tensor, imread, is_image_file
 from gfpgan.utils.registry import METRIC_REGISTRY
 
 NO_LOGITS_IN_FID_HELPER = (
@@ -91,7 +91,7 @@ def inception_score(probs: torch.Tensor | np.ndarray, splits: int = 10) -> tuple
 
 @METRIC_REGISTRY.register(better='higher')
 def calculate_inception_score(probs: torch.Tensor | np.ndarray | None = None,
-                              logits: torch.Tensor | np.ndarray | None = None, splits: int = 10, **kwargs) -> float:
+                              logits: torch.Tensor | np.ndarray | None = None, splits: int = 10) -> float:
     """Mean Inception Score over `splits` from class probabilities, or from logits (softmax taken here)."""
     if (probs is None) == (logits is None):
         raise ValueError('calculate_inception_score takes exactly one of probs or logits.')
@@ -138,20 +138,30 @@ def update_with_images(stats: InceptionScoreStats, images: torch.Tensor, classif
     stats.update(classifier(images).double().softmax(1), split_ids)
 
 
+def score_folder_images(folder: str | os.PathLike) -> list[str]:
+    """Sorted image files under `folder` (recursive); an error naming the Inception Score folder otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'Inception Score image folder not found: {folder} (folder= must hold the '
+                                'generated images to score).')
+    paths = sorted(str(p) for p in folder.rglob('*') if p.is_file() and is_image_file(p))
+    if not paths:
+        raise FileNotFoundError(f'Inception Score image folder {folder} holds no images (looked for png/jpg/... '
+                                'files, recursively).')
+    return paths
+
+
 @METRIC_REGISTRY.register(better='higher')
 def calculate_inception_score_folder(folder: str | os.PathLike, weights_path: str | os.PathLike | None = None,
                                      splits: int = 10, batch_size: int = 8, device: str = 'cpu',
-                                     classifier: nn.Module | None = None, use_bias: bool = False,
-                                     **kwargs) -> float:
+                                     classifier: nn.Module | None = None, use_bias: bool = False) -> float:
     """Inception Score of the images in `folder` (recursive, sorted), in consecutive splits."""
-    from gfpgan.metrics.fid_metric import _load_rgb, list_images
-
+    paths = score_folder_images(folder)
     classifier = classifier or build_inception_classifier(weights_path, use_bias, device)
-    paths: Sequence[str] = list_images(folder)
     ids = contiguous_splits(len(paths), splits)
     stats = None
     for start in range(0, len(paths), batch_size):
-        batch = [_load_rgb(p) for p in paths[start:start + batch_size]]
+        batch = [img2tensor(imread(p, float32=True)) for p in paths[start:start + batch_size]]  # RGB in [0, 1]
         if len({tuple(b.shape) for b in batch}) > 1:  # the classifier resizes; batch only equal sizes
             logits = torch.cat([classifier(b[None].to(device)) for b in batch])
         else:
