@@ -163,7 +163,7 @@ def run_page(browser, url: str, files: list[Path], timeout: float = 120) -> str:
     return browser.find_element(By.CSS_SELECTOR, '#status').text
 
 
-@pytest.mark.slow  # ~20 s alone on two shared CPU cores (browser start, seven uploads, two runs)
+@pytest.mark.slow  # 16-20 s alone on two shared CPU cores (browser start, seven uploads, two runs)
 def test_the_page_restores_uploads_and_names_the_bad_ones(server, data_dir, tmp_path):
     from selenium.webdriver.common.by import By
 
