@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_restorer import save_tiny_generator
 
-from gfpgan.app.cli import parse_args
+from gfpgan.app.cli import exposure_warning, parse_args
 from gfpgan.app.service import LocalModel, ModelError, RestorerService, default_device_and_dtype
 from gfpgan.utils.image_io import imread
 
@@ -126,6 +126,18 @@ def test_device_defaults_and_safe_cli_defaults():
                                if torch.cuda.is_available() else ('cpu', 'fp32'))
     assert default_device_and_dtype('cpu', 'bf16') == ('cpu', 'bf16')
     args = parse_args([])
-    assert args.host == '127.0.0.1' and args.share is False and args.concurrency == 1
-    with pytest.raises(SystemExit):
-        parse_args(['--concurrency', '0'])
+    assert args.host == '127.0.0.1' and args.share is False and args.concurrency == 1 and args.auth is None
+    assert args.max_files == 20 and exposure_warning(args) is None
+    for bad in (['--concurrency', '0'], ['--max_files', '0'], ['--auth', 'user'], ['--auth', ':pw']):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+def test_serving_the_network_warns_and_auth_is_user_colon_password():
+    open_to_all = exposure_warning(parse_args(['--host', '0.0.0.0']))
+    assert open_to_all.startswith('WARNING: serving on 0.0.0.0:7860 WITHOUT authentication') and '--auth' in open_to_all
+    assert 'public gradio.live link WITHOUT' in exposure_warning(parse_args(['--share']))
+    args = parse_args(['--host', '0.0.0.0', '--auth', 'ann:se:cret'])
+    assert args.auth == ('ann', 'se:cret')  # the password may hold colons
+    assert 'behind --auth' in exposure_warning(args) and 'WITHOUT' not in exposure_warning(args)
+    assert all(exposure_warning(parse_args(['--host', host])) is None for host in ('localhost', '127.0.0.2', '::1'))

@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gfpgan.app.uploads import (MAX_DECODE_MEGAPIXELS, UploadError, UploadLimits, check_video, read_upload,
-                                shrink_to_fit)
+from gfpgan.app.uploads import MAX_DECODE_MEGAPIXELS, UploadError, UploadLimits, check_video, read_upload, shrink_to_fit
 from gfpgan.app.workspace import Workspace
 
 pytest.importorskip('PIL', reason='the app extra (pip install -e .[app]) brings Pillow')
