@@ -30,7 +30,11 @@ setup(
         'export': ['onnx>=1.15', 'onnxruntime>=1.17'],
         'plots': ['matplotlib>=3.7'],
         'wandb': ['wandb'],
-        'app': ['gradio>=6.0,<7', 'gradio-client>=2.0'],  # the local web app (gfpgan.app); no torch/opencv pulled
+        # the local web app (gfpgan.app; no torch/opencv pulled); Pillow reads upload headers (bomb check)
+        'app': ['gradio>=6.0,<7', 'gradio-client>=2.0', 'pillow>=10'],
+        # the test tools (also in requirements.txt) and Selenium for the web app's browser test (chromium and
+        # chromedriver come from apt: chromium chromium-driver)
+        'test': ['pytest>=7', 'pytest-timeout>=2.1', 'selenium>=4.20'],
     },
     entry_points={'console_scripts': [
         'gfpgan-train=gfpgan.train:main',

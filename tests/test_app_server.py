@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from launch import free_port, subprocess_env
-from test_app_uploads import write_malformed
+from test_app_uploads import write_clip, write_malformed
 from test_restorer import save_tiny_generator
 
 pytest.importorskip('gradio', reason='the web app needs the app extra: pip install -e .[app]')
@@ -27,6 +28,8 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_MEGAPIXELS = 4  # small, so that the downscaling path is cheap to exercise
+MAX_VIDEO_FRAMES = 6
+MAX_FILES = 8  # the browser test uploads 7 files at once
 
 
 @pytest.fixture(scope='module')
@@ -41,7 +44,8 @@ def server(tmp_path_factory):
     env = {**subprocess_env(), 'GFPGAN_OFFLINE': '1', 'GFPGAN_WEIGHTS_DIR': str(weights), 'TMPDIR': str(root)}
     with open(log, 'wb') as out:
         proc = subprocess.Popen([sys.executable, '-m', 'gfpgan.app', '--port', str(port), '--model_path', str(ckpt),
-                                 '--max_megapixels', str(MAX_MEGAPIXELS), '--concurrency', '2'],
+                                 '--max_megapixels', str(MAX_MEGAPIXELS), '--concurrency', '2',
+                                 '--max_video_frames', str(MAX_VIDEO_FRAMES), '--max_files', str(MAX_FILES)],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}/'
     deadline = time.monotonic() + 120
@@ -159,6 +163,7 @@ def run_page(browser, url: str, files: list[Path], timeout: float = 120) -> str:
     return browser.find_element(By.CSS_SELECTOR, '#status').text
 
 
+@pytest.mark.slow  # 16-20 s alone on two shared CPU cores (browser start, seven uploads, two runs)
 def test_the_page_restores_uploads_and_names_the_bad_ones(server, data_dir, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -198,40 +203,39 @@ def test_the_page_restores_uploads_and_names_the_bad_ones(server, data_dir, tmp_
     assert (tmp_path / 'page.png').stat().st_size > 10_000
 
 
-# ---------------------------------------------------------------- the video tab (once gfpgan.video exists)
+# ---------------------------------------------------------------- the video tab
 
-def test_the_video_tab_is_there_exactly_when_video_restoration_is(client):
+def clip_of(data_dir: Path, path: Path, frames: int) -> Path:
+    return write_clip(path, cv2.imread(str(shared_photo(data_dir)))[:232, :352], frames)  # even sides for the codec
+
+
+def test_the_video_tab_restores_a_clip_within_the_limits(client, data_dir, tmp_path):
     from gfpgan.app.ui import video_available
 
+    assert video_available()  # gfpgan.video imports and GFPGANer.enhance_video exists: the tab must be served
     endpoints = client.view_api(print_info=False, return_format='dict')['named_endpoints']
-    assert '/restore' in endpoints and '/restore_photos' in endpoints
-    assert ('/restore_video' in endpoints) == video_available()
-
-
-def test_restore_video_gives_a_clip_upscale_times_the_input(client, data_dir, tmp_path):
-    from gfpgan.app.ui import video_available
-
-    if not video_available():
-        pytest.skip('no video restoration yet (gfpgan.video / GFPGANer.enhance_video)')
-    frame = cv2.imread(str(shared_photo(data_dir)))[:232, :352]  # even sizes for the codec
-    src = tmp_path / 'clip.mp4'
-    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*'mp4v'), 5, (frame.shape[1], frame.shape[0]))
-    for _ in range(4):
-        writer.write(frame)
-    writer.release()
-    result = client.predict(handle_file(str(src)), upscale=2, api_name='/restore_video')
-    path = result['video'] if isinstance(result, dict) else result
+    assert {'/restore', '/restore_photos', '/restore_video'} <= set(endpoints)
+    video, status = client.predict(handle_file(str(clip_of(data_dir, tmp_path / 'clip.mp4', 4))), upscale=2,
+                                   api_name='/restore_video')
+    path = video['video'] if isinstance(video, dict) else video
     cap = cv2.VideoCapture(path)
     ok, first = cap.read()
-    assert ok and first.shape == (464, 704, 3)
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    assert ok and first.shape == (464, 704, 3) and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    assert status.startswith('clip.mp4: restored ') and 'in 4 frames' in status and status.endswith('at 2x.')
+    with pytest.raises(AppError, match=rf"long.mp4: {MAX_VIDEO_FRAMES + 1} frames .* over the app's "
+                                       rf'{MAX_VIDEO_FRAMES} frame limit \(--max_video_frames\)'):
+        client.predict(handle_file(str(clip_of(data_dir, tmp_path / 'long.mp4', MAX_VIDEO_FRAMES + 1))),
+                       api_name='/restore_video')
 
 
-def test_the_video_tab_hands_the_clip_to_enhance_video(tmp_path, monkeypatch):
-    """The tab's plumbing, in process, before `GFPGANer.enhance_video` exists on this branch: a stand-in
-    records the call (which file, where to, which options) and writes the output the page then serves."""
+def test_the_video_tab_calls_enhance_video_at_the_fitted_upscale_and_counts_frames(data_dir, tmp_path, monkeypatch):
+    """In process: the page hands the clip to the real `GFPGANer.enhance_video` (spied on) at the upscale that
+    fits --max_megapixels, and stops a clip whose header gives no frame count once it passes the limit."""
+    import dataclasses
+
+    import gfpgan.video.io
     from gfpgan.app.service import LocalModel, RestorerService
-    from gfpgan.app.ui import RestorePage, build_demo
+    from gfpgan.app.ui import RestorePage
     from gfpgan.app.uploads import UploadLimits
     from gfpgan.app.workspace import Workspace
     from gfpgan.restorer import GFPGANer
@@ -240,22 +244,71 @@ def test_the_video_tab_hands_the_clip_to_enhance_video(tmp_path, monkeypatch):
     save_tiny_generator(ckpt)
     service = RestorerService([LocalModel(str(ckpt))], device='cpu')
     workspace = Workspace(parent=str(tmp_path))
-    calls = []
+    calls, real = [], GFPGANer.enhance_video
 
-    def enhance_video(self, src, dst, **options):
-        calls.append((self.upscale, Path(src).name, options))
-        Path(dst).write_bytes(b'video')
+    def spy(self, src, dst, **options):
+        calls.append((self.upscale, self.face_helper.upscale_factor, Path(src).name, Path(dst).name,
+                      {k: v for k, v in options.items() if k != 'progress'}))
+        return real(self, src, dst, **options)
 
-    monkeypatch.setattr(GFPGANer, 'enhance_video', enhance_video, raising=False)
-    demo = build_demo(service, UploadLimits(max_file_mb=0.001), workspace, video=True)
-    assert 'restore_video' in {fn.api_name for fn in demo.fns.values()}
-    clip = tmp_path / 'clip.mp4'
-    clip.write_bytes(b'x' * 100)
-    page = RestorePage(service, UploadLimits(max_file_mb=1), workspace)
-    out = Path(page.restore_video(str(clip), service.default_choice, 2, 0.5, True))
-    assert out.read_bytes() == b'video' and out.name == 'clip_restored.mp4' and workspace.results_dir in out.parents
-    assert calls == [(2, 'clip.mp4', {'weight': 0.5, 'only_center_face': True})]
-    clip.write_bytes(b'x' * 2**21)
-    with pytest.raises(Exception, match=r'clip.mp4: 2.0 MB is over the 1 MB upload limit'):
+    monkeypatch.setattr(GFPGANer, 'enhance_video', spy)
+    clip = clip_of(data_dir, tmp_path / 'clip.mp4', 3)
+    page = RestorePage(service, UploadLimits(max_output_megapixels=0.2, max_video_frames=2), workspace)
+    with pytest.raises(Exception, match=r"clip\.mp4: 3 frames .* over the app's 2 frame limit"):
+        page.restore_video(str(clip), service.default_choice, 2, 0.5, True)  # the header says 3
+    assert calls == []
+    page.limits = UploadLimits(max_output_megapixels=0.2, max_video_frames=3)
+    out, status = page.restore_video(str(clip), service.default_choice, 2, 0.5, True)
+    # 352x232 at 2x is 0.33 Mpx: restored at 1.5x (0.18 Mpx) instead, and the page says so
+    assert calls == [(1.5, 1.5, 'clip.mp4', 'clip_restored.mp4', {'weight': 0.5, 'only_center_face': True})]
+    assert 'at 1.5x.' in status and 'clip.mp4: restored at 1.5x instead of 2x' in status
+    cap = cv2.VideoCapture(out)
+    assert cap.read()[1].shape == (348, 528, 3) and workspace.results_dir in Path(out).parents
+    # a header without a frame count: the frames are counted while the clip is tracked
+    real_probe = gfpgan.video.io.probe
+    monkeypatch.setattr(gfpgan.video.io, 'probe', lambda path: dataclasses.replace(real_probe(path), frames=0))
+    page.limits = UploadLimits(max_output_megapixels=0.2, max_video_frames=2)
+    with pytest.raises(Exception, match=r"clip\.mp4: over the app's 2 frame limit \(--max_video_frames\)"):
         page.restore_video(str(clip), service.default_choice, 2, 0.5, True)
+    assert len(calls) == 2  # refused while tracking: only the earlier run's files exist, nothing half-written
+    assert sorted(p.name for p in workspace.results_dir.rglob('*') if p.is_file()) == [
+        'clip_restored.faces.json', 'clip_restored.mp4']
     workspace.remove()
+
+
+# ---------------------------------------------------------------- the command line around the server
+
+def test_restore_photos_caps_the_files_per_request(client, tmp_path):
+    files = [tmp_path / f'p{i}.png' for i in range(MAX_FILES + 1)]
+    for f in files:
+        cv2.imwrite(str(f), np.full((8, 8, 3), 50, np.uint8))
+    *_, status = client.predict([handle_file(str(f)) for f in files], api_name='/restore_photos')
+    assert status.startswith(f'**Not restored**: {MAX_FILES + 1} files uploaded; the app restores at most '
+                             f'{MAX_FILES} per request (--max_files).')
+
+
+def test_the_cli_warns_off_loopback_and_hands_auth_to_gradio(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import gradio as gr
+
+    from gfpgan.app.cli import main
+
+    ckpt = tmp_path / 'tiny.pth'
+    save_tiny_generator(ckpt)
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, 'launch', lambda self, **kw: launched.update(kw, demo=self))
+    monkeypatch.setenv('GRADIO_TEMP_DIR', str(tmp_path))  # main points it into its workspace: restored after
+    monkeypatch.setenv('TMPDIR', str(tmp_path))
+    monkeypatch.setattr(tempfile, 'tempdir', None)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(['--host', '0.0.0.0', '--auth', 'ann:secret', '--model_path', str(ckpt), '--max_files', '3',
+                     '--device', 'cpu']) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err = capsys.readouterr().err
+    assert 'WARNING: serving on 0.0.0.0:7860, behind --auth' in err
+    assert launched['auth'] == ('ann', 'secret') and launched['server_name'] == '0.0.0.0'
+    assert 'Up to 3 photos per request' in launched['demo'].config['components'][0]['props']['value']
+    assert not list(tmp_path.glob('gfpgan-app-*'))  # the workspace is removed when main returns

@@ -1,6 +1,6 @@
-"""The web app's upload checks (gfpgan.app.uploads) and private workspace, without a server.
+"""The web app's upload checks (gfpgan.app.uploads: photos and videos) and private workspace, without a server.
 
-Also makes the malformed files that tests/test_app_server.py sends through the page and the API.
+Also makes the malformed files and the small clip that tests/test_app_server.py sends through the page and the API.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gfpgan.app.uploads import MAX_DECODE_MEGAPIXELS, UploadError, UploadLimits, read_upload, shrink_to_fit
+from gfpgan.app.uploads import MAX_DECODE_MEGAPIXELS, UploadError, UploadLimits, check_video, read_upload, shrink_to_fit
 from gfpgan.app.workspace import Workspace
 
 pytest.importorskip('PIL', reason='the app extra (pip install -e .[app]) brings Pillow')
@@ -48,6 +48,15 @@ def write_malformed(folder: Path) -> dict[str, Path]:
     rgb = Image.fromarray(photo()[:, :, ::-1].copy())
     rgb.convert('CMYK').save(files['cmyk.jpg'], quality=95)
     return files
+
+
+def write_clip(path: Path, frame: np.ndarray, frames: int = 4, fps: int = 5) -> Path:
+    """A small MP4 of `frames` copies of `frame` (BGR, even sides)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (frame.shape[1], frame.shape[0]))
+    for _ in range(frames):
+        writer.write(frame)
+    writer.release()
+    return path
 
 
 @pytest.fixture
@@ -116,14 +125,66 @@ def test_oversized_files_and_bomb_headers_are_refused_before_decoding(tmp_path):
         UploadLimits(max_file_mb=0)
 
 
-def test_workspace_sweeps_old_results_and_is_removed(tmp_path):
+def test_files_pillow_cannot_identify_are_refused_even_when_opencv_decodes_them(tmp_path):
+    """OpenCV decodes Radiance HDR (and more) under its own 2^30-pixel limit: such files never reach it."""
+    hdr = tmp_path / 'scan.hdr'
+    cv2.imwrite(str(hdr), np.random.default_rng(0).random((20, 30, 3), dtype=np.float32))
+    assert cv2.imdecode(np.fromfile(hdr, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH).shape == (20, 30, 3)
+    with pytest.raises(UploadError, match=r'^scan\.hdr: not a readable image \(its format is not one the app '
+                                          r'reads\)\. Upload a JPEG, PNG'):
+        read_upload(hdr, LIMITS, upscale=1)
+
+
+def test_video_uploads_are_probed_against_the_limits(tmp_path):
+    clip = write_clip(tmp_path / 'clip.mp4', photo(64, 96), frames=6, fps=3)
+    ok = check_video(clip, LIMITS, upscale=2)
+    assert (ok.upscale, ok.name, ok.note) == (2, 'clip.mp4', '')
+    with pytest.raises(UploadError, match=r"^clip\.mp4: 6 frames \(2 s at 3 fps\) is over the app's 5 frame "
+                                          r'limit \(--max_video_frames\)'):
+        check_video(clip, UploadLimits(max_video_frames=5), upscale=2)
+    # 96x64 = 6144 px; 4x would be 98304 px, over 0.05 Mpx: the upscale is lowered to 2.8 (48169 px)
+    fitted = check_video(clip, UploadLimits(max_output_megapixels=0.05), upscale=4, name='holiday.mp4')
+    assert fitted.upscale == 2.8 and 96 * 64 * fitted.upscale**2 <= 0.05e6
+    assert fitted.note.startswith('holiday.mp4: restored at 2.8x instead of 4x so that the 96x64 frames '
+                                  '(269x179 restored) stay within')
+    with pytest.raises(UploadError, match=r"clip\.mp4: 96x64 frames \(0\.0 Mpx\) are over the app's 0\.005 Mpx "
+                                          r'limit \(--max_megapixels\) even at 1x'):
+        check_video(clip, UploadLimits(max_output_megapixels=0.005), upscale=1)
+    text = tmp_path / 'notes.mp4'
+    text.write_text('not a video')
+    with pytest.raises(UploadError, match=r'^notes\.mp4: not a readable video \(.*\)\. Upload an MP4') as info:
+        check_video(text, LIMITS, upscale=2)
+    assert str(tmp_path) not in str(info.value)  # the server-side path is not shown
+    with pytest.raises(UploadError, match=r'clip\.mp4: the file is .* MB, over the 1e-05 MB upload limit'):
+        check_video(clip, UploadLimits(max_file_mb=1e-5), upscale=2)
+    with pytest.raises(ValueError, match='must be > 0'):
+        UploadLimits(max_files=0)
+
+
+def age(folder: Path, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(folder, (past, past))
+
+
+def test_workspace_sweeps_old_results_on_its_own_and_is_removed(tmp_path):
     ws = Workspace(max_age_s=60, parent=str(tmp_path))
     assert ws.root.parent == tmp_path.resolve() and oct(ws.root.stat().st_mode & 0o777) == '0o700'
-    old = ws.new_request_dir()
+    assert ws.sweep_every_s == 6  # a tenth of the age
+    old, new = ws.new_request_dir(), ws.new_request_dir()
     (old / 'a.png').write_bytes(b'x')
-    past = time.time() - 120
-    os.utime(old, (past, past))
-    new = ws.new_request_dir()  # sweeps the folder older than max_age_s
+    age(old, 120)
+    ws.sweep()
     assert not old.exists() and new.is_dir() and new.parent == ws.results_dir
     ws.remove()
     assert not ws.root.exists()
+    # with no request coming in, the sweeper thread removes what turned old
+    ws = Workspace(max_age_s=60, parent=str(tmp_path), sweep_every_s=0.05)
+    ws.start_sweeping()
+    kept, stale = ws.new_request_dir(), ws.new_request_dir()
+    age(stale, 61)
+    deadline = time.monotonic() + 10
+    while stale.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not stale.exists() and kept.is_dir()
+    ws.remove()
+    assert not ws.root.exists() and not ws._sweeper.is_alive()

@@ -1,15 +1,17 @@
-"""One restorer service shared by every request of the app: each model is loaded once.
+"""One restorer service shared by every request of the app: each model is loaded and prepared once.
 
 A model choice (a release version, or a local weight file named on the command line) is loaded
-the first time a request needs it and kept; requests then borrow a `GFPGANer` built around that one
-network. `GFPGANer.enhance` keeps per-image state in its face helper, so two requests running at once
-(the queue's concurrency) each borrow their own wrapper; the wrappers share the network's weights,
-so memory grows by one face detector per concurrent request, not by one model.
+the first time a request needs it and kept; requests then borrow a `GFPGANer` wrapper around that one
+already-prepared network. `GFPGANer.enhance` keeps per-image state in its face helper, so two requests
+running at once each borrow their own wrapper. There are never more than `concurrency` wrappers (each
+holds one face detector, ~100 MB for dlib's landmark model): a request for another model takes over an
+idle wrapper's detector, a request over the limit waits for one to come back, and the upscale is set on
+the borrowed wrapper per request.
 """
 from __future__ import annotations
 
+import copy
 import threading
-from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from gfpgan.face.face_restore_helper import FaceRestoreHelper
 from gfpgan.face.weights import load_file_from_url
 from gfpgan.restorer import ARCH_TYPES, MODEL_VERSIONS, GFPGANer
 
@@ -68,34 +71,38 @@ def default_device_and_dtype(device: str | None, dtype: str | None) -> tuple[str
 
 
 class RestorerService:
-    """Load-once models and per-request `GFPGANer` wrappers around them.
+    """Load-once models and the pool of per-request `GFPGANer` wrappers around them.
 
     Args:
         local_models: weight files offered besides the release versions (shown first).
         weights_dir: where release weights are looked up (see `gfpgan.face.weights`).
         device / dtype: None picks CUDA + bf16 when present, else CPU + fp32.
         detector: face detector name for whole photos ('dlib' works offline).
-        max_idle: idle wrappers kept (each holds a face detector); the least recently used go first, so
-            API callers sending many different upscales cannot grow memory without bound.
+        concurrency: wrappers (so face detectors) that may exist at once, over all models; a request
+            beyond it waits until one is returned. The app passes its `--concurrency`.
     """
 
     def __init__(self, local_models: list[LocalModel] | None = None, weights_dir: str | None = None,
                  device: str | None = None, dtype: str | None = None, detector: str = 'dlib',
-                 max_idle: int = 8) -> None:
+                 concurrency: int = 1) -> None:
         self.local_models = {m.label: m for m in local_models or []}
         for model in self.local_models.values():
             if model.arch not in ARCH_TYPES:
                 raise ValueError(f"{model.path}: unknown arch {model.arch!r}; choose one of {', '.join(ARCH_TYPES)}.")
             if not Path(model.path).is_file():
                 raise FileNotFoundError(f'--model_path {model.path} does not exist.')
+        if concurrency < 1:
+            raise ValueError(f'concurrency must be >= 1, got {concurrency}.')
         self.weights_dir = weights_dir
         self.device, self.dtype = default_device_and_dtype(device, dtype)
         self.detector = detector
-        self._nets: dict[str, GFPGANer] = {}
-        self.max_idle = max_idle
-        self._idle: OrderedDict[tuple[str, float], list[GFPGANer]] = OrderedDict()
+        self.concurrency = concurrency
+        self._nets: dict[str, GFPGANer] = {}  # the loaded network of each choice (its own helper unused)
+        self._idle: dict[str, list[GFPGANer]] = {}  # returned wrappers, per choice
+        self.wrappers = 0  # wrappers that exist (idle or borrowed), at most `concurrency`
         self._lock = threading.Lock()
-        self._load_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._returned = threading.Condition(self._lock)
+        self._load_locks: dict[str, threading.Lock] = {}
         self.loads = 0  # networks loaded from disk so far (one per model choice)
 
     @property
@@ -120,8 +127,10 @@ class RestorerService:
             raise ModelError(f'Model {choice}: {err}') from err
 
     def _loaded(self, choice: str) -> GFPGANer:
-        """The first restorer of `choice`, which owns its network (loaded from disk once)."""
-        with self._load_locks[choice]:  # two first requests for one model load it once
+        """The restorer that owns `choice`'s network, loaded from disk and prepared once."""
+        with self._lock:
+            load_lock = self._load_locks.setdefault(choice, threading.Lock())
+        with load_lock:  # two first requests for one model load it once
             if choice not in self._nets:
                 path, arch, channel_multiplier = self._model_file(choice)
                 try:
@@ -133,30 +142,53 @@ class RestorerService:
                 self.loads += 1
             return self._nets[choice]
 
+    def _take(self, choice: str) -> tuple[GFPGANer | None, object]:
+        """An idle wrapper of `choice`, else (None, the detector to reuse or the detector name) once a
+        wrapper may be made; waits while `concurrency` wrappers are all borrowed."""
+        with self._returned:
+            while True:
+                if self._idle.get(choice):
+                    return self._idle[choice].pop(), None
+                if self.wrappers < self.concurrency:
+                    self.wrappers += 1
+                    return None, self.detector
+                other = next((c for c, idle in self._idle.items() if idle), None)
+                if other is not None:  # an idle wrapper of another model gives its detector up
+                    return None, self._idle[other].pop().face_helper._detector  # built, or still a name
+                self._returned.wait()
+
+    def _wrap(self, owner: GFPGANer, detector: object) -> GFPGANer:
+        """A wrapper sharing `owner`'s prepared network (a shallow copy: no second prepare_for_inference)
+        with a face helper of its own around `detector`."""
+        wrapper = copy.copy(owner)
+        wrapper.face_helper = FaceRestoreHelper(owner.upscale, face_size=owner.face_size, detector=detector,
+                                                weights_folder=self.weights_dir, parser=owner.face_helper.parser)
+        return wrapper
+
     @contextmanager
     def restorer(self, choice: str, upscale: float) -> Iterator[GFPGANer]:
-        """Borrow a restorer of `choice` at `upscale` for one request (built around the shared network)."""
+        """Borrow a restorer of `choice` set to `upscale` for one request (built around the shared network)."""
         if upscale <= 0:
             raise ValueError(f'upscale must be > 0, got {upscale}.')
-        key = (choice, float(upscale))
-        with self._lock:
-            restorer = self._idle[key].pop() if self._idle.get(key) else None
-        if restorer is None:
-            owner = self._loaded(choice)
-            restorer = GFPGANer(None, upscale=upscale, net=owner.gfpgan, net_opt={'out_size': owner.out_size},
-                                device=self.device, dtype=self.dtype, detector=self.detector,
-                                weights_dir=self.weights_dir)
+        owner = self._loaded(choice)
+        restorer, detector = self._take(choice)
+        try:
+            if restorer is None:
+                restorer = self._wrap(owner, detector)
+            restorer.upscale = upscale
+            restorer.face_helper.set_upscale_factor(upscale)
+        except BaseException:
+            with self._returned:
+                self.wrappers -= 1
+                self._returned.notify()
+            raise
         try:
             yield restorer
         finally:
-            with self._lock:
-                self._idle.setdefault(key, []).append(restorer)
-                self._idle.move_to_end(key)
-                while sum(map(len, self._idle.values())) > self.max_idle:
-                    oldest = next(iter(self._idle))
-                    self._idle[oldest].pop(0)
-                    if not self._idle[oldest]:
-                        del self._idle[oldest]
+            restorer.face_helper.clean_all()  # the request's image is not kept while idle
+            with self._returned:
+                self._idle.setdefault(choice, []).append(restorer)
+                self._returned.notify()
 
     def restore(self, image: np.ndarray, choice: str, upscale: float = 2, weight: float = 1.0,
                 only_center_face: bool = False, aligned: bool = False) -> Restored:

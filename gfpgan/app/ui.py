@@ -16,11 +16,12 @@ import gradio as gr
 import numpy as np
 
 from gfpgan.app.service import ModelError, Restored, RestorerService
-from gfpgan.app.uploads import UploadError, UploadLimits, read_upload
+from gfpgan.app.uploads import UploadError, UploadLimits, check_video, read_upload
 from gfpgan.app.workspace import Workspace
 from gfpgan.utils.image_io import imwrite
 
 TITLE = 'GFPGAN face restoration'
+RESTORE_QUEUE = 'restore'  # one concurrency limit (--concurrency) over the photo, API and video events
 
 
 def video_available() -> bool:
@@ -72,6 +73,10 @@ class RestorePage:
         """Page handler: every uploaded file in turn; outputs slider, faces, photos, downloads, status."""
         if not files:
             return None, [], [], [], 'Upload one or more photos first.'
+        if len(files) > self.limits.max_files:
+            return None, [], [], [], (f'**Not restored**: {len(files)} files uploaded; the app restores at most '
+                                      f'{self.limits.max_files} per request (--max_files). Remove some and press '
+                                      'Restore again.')
         out_dir = self.workspace.new_request_dir()
         slider, faces, photos, downloads, lines = None, [], [], [], []
         for index, path in enumerate(files):
@@ -114,20 +119,31 @@ class RestorePage:
         return str(target), faces
 
     def restore_video(self, file: str | None, choice: str, upscale: float, weight: float, only_center_face: bool):
-        """Video tab: `GFPGANer.enhance_video` on one uploaded clip."""
+        """Video tab: the clip probed against the limits, then `GFPGANer.enhance_video`; the video and a status."""
         if not file:
             raise refuse('Upload a video first.')
-        size_mb = Path(file).stat().st_size / 2**20
-        if size_mb > self.limits.max_file_mb:
-            raise refuse(f'{Path(file).name}: {size_mb:.1f} MB is over the {self.limits.max_file_mb:g} MB '
-                           'upload limit (--max_file_mb).')
+        name = Path(file).name
+        try:
+            clip = check_video(file, self.limits, upscale, name)
+        except UploadError as err:
+            raise refuse(err) from err
+        max_frames = self.limits.max_video_frames
+
+        def count_frames(stage: str, done: int, total: int) -> None:  # the header may give no count, or a wrong one
+            if stage == 'tracking' and done > max_frames:
+                raise UploadError(f'{name}: over the app\'s {max_frames} frame limit (--max_video_frames); '
+                                  'trim the clip before uploading.')
+
         target = self.workspace.new_request_dir() / f'{Path(file).stem}_restored.mp4'
         try:
-            with self.service.restorer(choice, upscale) as restorer:
-                restorer.enhance_video(file, str(target), weight=weight, only_center_face=only_center_face)
-        except (ModelError, ValueError, RuntimeError, OSError) as err:
-            raise refuse(err) from err
-        return str(target)
+            with self.service.restorer(choice, clip.upscale) as restorer:
+                result = restorer.enhance_video(file, str(target), weight=weight, only_center_face=only_center_face,
+                                                progress=count_frames)
+        except (ModelError, UploadError, ValueError, RuntimeError, OSError) as err:
+            raise refuse(str(err).replace(file, name)) from err
+        status = (f'{name}: restored {result.faces} face crop(s) in {result.frames} frames '
+                  f'({result.tracks} face track(s)) at {clip.upscale:g}x.' + (f' {clip.note}' if clip.note else ''))
+        return str(target), status
 
 
 def model_controls(service: RestorerService) -> list[Any]:
@@ -147,10 +163,12 @@ def build_demo(service: RestorerService, limits: UploadLimits, workspace: Worksp
     """The page (photo tab, a video tab when video restoration exists) and the `/restore` API endpoint."""
     page = RestorePage(service, limits, workspace)
     video = video_available() if video is None else video
-    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(600, int(workspace.max_age_s))) as demo:
-        gr.Markdown(f'# {TITLE}\nUploads up to {limits.max_file_mb:g} MB; results up to '
-                    f'{limits.max_output_megapixels:g} Mpx (larger photos are downscaled first). '
-                    'Files stay on this computer, in the app\'s temporary folder, and are removed.')
+    sweep = (max(1, round(workspace.sweep_every_s)), max(1, round(workspace.max_age_s)))  # gradio's own folder
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=sweep) as demo:
+        gr.Markdown(f'# {TITLE}\nUp to {limits.max_files} photos per request, each up to {limits.max_file_mb:g} MB; '
+                    f'results up to {limits.max_output_megapixels:g} Mpx (larger photos are downscaled first). '
+                    'Files stay on this computer, in the app\'s temporary folder, and are removed after '
+                    f'{workspace.max_age_s / 60:g} minutes.')
         with gr.Tab('Photos'):
             with gr.Row():
                 with gr.Column():
@@ -167,22 +185,27 @@ def build_demo(service: RestorerService, limits: UploadLimits, workspace: Worksp
                     photos = gr.Gallery(label='Restored photos', columns=3, object_fit='contain', elem_id='photos')
                     downloads = gr.File(label='Download', file_count='multiple', elem_id='downloads')
             run.click(page.restore_photos, inputs=[files, *controls, aligned],
-                      outputs=[slider, faces, photos, downloads, status], api_name='restore_photos')
+                      outputs=[slider, faces, photos, downloads, status], api_name='restore_photos',
+                      concurrency_id=RESTORE_QUEUE)
             with gr.Row(visible=False):  # the `/restore` API: no widgets of its own on the page
                 api_file = gr.File(type='filepath', label='image')
                 api_image = gr.Image(type='filepath', format='png', label='restored')
                 api_faces = gr.Gallery(format='png', label='faces')
                 api_run = gr.Button()
             api_run.click(page.restore_api, inputs=[api_file, *controls, aligned], outputs=[api_image, api_faces],
-                          api_name='restore')
+                          api_name='restore', concurrency_id=RESTORE_QUEUE)
         if video:
             with gr.Tab('Video'):
                 with gr.Row():
                     with gr.Column():
+                        gr.Markdown(f'Clips up to {limits.max_video_frames} frames; restored frames up to '
+                                    f'{limits.max_output_megapixels:g} Mpx (a lower upscale is used when needed).')
                         clip = gr.File(file_types=['video'], label='Video', elem_id='video-upload')
                         video_controls = model_controls(service)
                         video_run = gr.Button('Restore video', variant='primary', elem_id='video-btn')
-                    video_out = gr.Video(label='Restored video', elem_id='video-result')
-                video_run.click(page.restore_video, inputs=[clip, *video_controls], outputs=[video_out],
-                                api_name='restore_video')
+                    with gr.Column():
+                        video_status = gr.Markdown(elem_id='video-status')
+                        video_out = gr.Video(label='Restored video', elem_id='video-result')
+                video_run.click(page.restore_video, inputs=[clip, *video_controls], outputs=[video_out, video_status],
+                                api_name='restore_video', concurrency_id=RESTORE_QUEUE)
     return demo
