@@ -40,7 +40,7 @@ DEFAULTS = dict(
 OPTION_KEYS = tuple(DEFAULTS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensor fields: no field-wise ==
 class NoiseParams:
     """One noise step: `gaussian` (per batch) else Poisson; per sample (B,) `amount` (sigma on the 0..255
     scale, or the Poisson scale), `gray` (one noise map for all channels) and `seed` (of its noise)."""
@@ -51,7 +51,7 @@ class NoiseParams:
     seed: torch.Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensor fields: no field-wise ==
 class DegradationParams:
     """Everything `degrade` draws; per-batch fields are Python scalars, per-sample ones (B,) CPU tensors."""
 
