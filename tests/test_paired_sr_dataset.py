@@ -93,3 +93,17 @@ def test_meta_info_file_picks_and_orders_pairs(tmp_path):
     meta.write_text('sub/01.png\nsub/07.png\n')
     with pytest.raises(FileNotFoundError, match=r"07_lr\.png.*filename_tmpl"):
         build_dataset(opt)
+
+
+def test_older_use_flip_name_switches_the_flip(tmp_path):
+    gt_dir, lq_dir = nearest_pairs(tmp_path, n=1)
+    full_lq = cv2.imread(str(lq_dir / '00.png'))[:, :, ::-1].astype(np.float32) / 255
+    base = dict(type='PairedImageDataset', dataroot_gt=str(gt_dir), dataroot_lq=str(lq_dir), scale=4, gt_size=16,
+                use_rot=False, phase='train')
+    flipped = 0
+    for seed in range(8):
+        off = build_dataset(dict(base, use_flip=False, seed=seed))[0]['lq'].permute(1, 2, 0).numpy()
+        assert locate(off, full_lq) is not None
+        on = build_dataset(dict(base, use_flip=True, seed=seed))[0]['lq'].permute(1, 2, 0).numpy()
+        flipped += locate(on, full_lq) is None and locate(on[:, ::-1], full_lq) is not None
+    assert flipped > 0

@@ -69,7 +69,7 @@ class PairedImageDataset(Dataset):
 
     Options: `dataroot_gt`, `dataroot_lq`, `io_backend` ({type: disk|lmdb}), `filename_tmpl` ('{}'),
     `meta_info_file` (disk: the gt names to use, in order), `scale`, `phase`, and for training `gt_size`,
-    `use_hflip`, `use_rot`; `mean`, `std`, `seed`, `skip_bad_images`.
+    `use_hflip` (or its older name `use_flip`), `use_rot`; `mean`, `std`, `seed`, `skip_bad_images`.
 
     Training crops aligned random patches (`gt_size` of gt, `gt_size // scale` of lq at the same place)
     and flips/rotates both alike; other phases crop gt to `scale` times the lq size. Returns `lq`, `gt`
@@ -111,8 +111,8 @@ class PairedImageDataset(Dataset):
             rng = np.random.default_rng([int(self.seed), index]) if self.seed is not None else as_rng(None)
             img_gt, img_lq = paired_random_crop(img_gt, img_lq, int(self.opt['gt_size']), self.scale,
                                                 pair['gt_path'], rng)
-            img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', True),
-                                     rng)
+            hflip = self.opt.get('use_hflip', self.opt.get('use_flip', True))  # use_flip: older BasicSR's name
+            img_gt, img_lq = augment([img_gt, img_lq], hflip, self.opt.get('use_rot', True), rng)
         else:
             img_gt = img_gt[: img_lq.shape[0] * self.scale, : img_lq.shape[1] * self.scale]
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
