@@ -3,6 +3,7 @@ path, USM sharpening, the pair pool and RealESRGANDataset."""
 from __future__ import annotations
 
 import math
+import types
 
 import cv2
 import numpy as np
@@ -172,6 +173,8 @@ def test_degrader_checks_its_inputs():
     params = degrader.draw(2, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match='a batch of 3 needs 3 kernels'):
         degrader.degrade(_gt(3), *k, params)
+    with pytest.raises(ValueError, match='CPU torch.Generator'):
+        degrader.draw(2, types.SimpleNamespace(device=torch.device('cuda')))  # a device generator, without a GPU
     with pytest.raises(ValueError, match='resize_prob'):
         RealESRGANDegrader({'resize_prob': [0.5, 0.5]})
 

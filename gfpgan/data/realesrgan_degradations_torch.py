@@ -143,6 +143,9 @@ class RealESRGANDegrader:
 
     def draw(self, batch_size: int, generator: torch.Generator) -> DegradationParams:
         """Every random choice for a batch, from a CPU generator (the order of draws is fixed)."""
+        if generator.device.type != 'cpu':
+            raise ValueError(f'RealESRGANDegrader.draw needs a CPU torch.Generator (the draws are a few numbers, the '
+                             f'same on every device), got one on {generator.device}.')
         g = generator
         scale1, mode1 = self._draw_scale('', g), _choice(RESIZE_MODES, g)
         noise1, jpeg1 = self._draw_noise('', batch_size, g), self._draw_jpeg('', batch_size, g)
