@@ -28,6 +28,7 @@ COLOR_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')  
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from gfpgan.bg_upsampler import SR_MODELS
     from gfpgan.restorer import ARCH_TYPES, MODEL_VERSIONS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,9 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--arch', choices=list(ARCH_TYPES), help="arch of --model_path (default: -v's arch)")
     p.add_argument('--channel_multiplier', type=int, help="channel multiplier (default: -v's)")
     p.add_argument('-s', '--upscale', type=float, default=2, help='final upsampling scale of the whole image')
-    p.add_argument('--bg_upsampler', default='none', choices=['none', 'realesrgan'],
-                   help='background upsampler: realesrgan (RealESRGAN_x2plus/x4plus) or a plain resize')
-    p.add_argument('--bg_model_path', help='local Real-ESRGAN RRDBNet checkpoint for --bg_upsampler realesrgan')
+    p.add_argument('--bg_upsampler', default='none', choices=['none', 'realesrgan', *SR_MODELS],
+                   help='background upsampler: realesrgan (RealESRGAN_x2plus/x4plus by -s), a released SR '
+                        'network by name, or none (a plain resize)')
+    p.add_argument('--bg_model_path', help='local weights file of the --bg_upsampler network')
     p.add_argument('--bg_tile', type=int, default=400, help='tile size of the background upsampler, 0 = no tiles')
     p.add_argument('--suffix', default=None, help='suffix of the restored faces and images')
     p.add_argument('--only_center_face', action='store_true', help='only restore the face nearest the centre')
@@ -127,12 +129,11 @@ def resolve_model(args: argparse.Namespace) -> tuple[str, str, int]:
 def build_bg_upsampler(args: argparse.Namespace):
     if args.bg_upsampler == 'none':
         return None
-    from gfpgan.bg_upsampler import REALESRGAN_URLS, BackgroundUpsampler
+    from gfpgan.bg_upsampler import BackgroundUpsampler
 
-    scale = 2 if args.upscale <= 2 else 4
-    path = args.bg_model_path or load_file_from_url(REALESRGAN_URLS[scale], args.weights_dir)
-    return BackgroundUpsampler(path, scale=scale, tile=args.bg_tile, device=args.device,
-                               half=args.dtype == 'fp16')
+    return BackgroundUpsampler.from_release(args.bg_upsampler, args.bg_model_path, upscale=args.upscale,
+                                            weights_dir=args.weights_dir, tile=args.bg_tile, device=args.device,
+                                            dtype=args.dtype)
 
 
 def restore_video(restorer, args, src: Path, stem: str, out_root: Path):

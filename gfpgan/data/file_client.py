@@ -126,6 +126,22 @@ def read_meta_info(db_path: str | os.PathLike) -> list[str]:
     return keys
 
 
+def meta_info_names(meta_info_file: str | os.PathLike) -> list[str]:
+    """Image names listed in a meta-info file: the first space-separated field of each non-empty line.
+
+    Serves BasicSR's lists (`0001_s001.png (480,480,3)`) and Real-ESRGAN's (`DF2K_HR_sub/000001_s001.png`):
+    names are relative to the dataset's folder and keep their extension.
+    """
+    path = Path(meta_info_file)
+    if not path.is_file():
+        raise FileNotFoundError(f'meta_info_file {path} does not exist; point the option at the list of images '
+                                '(one name per line) or remove it to read the whole folder.')
+    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f'meta_info_file {path} lists no images.')
+    return names
+
+
 def is_lmdb(io_backend: dict | None) -> bool:
     return (io_backend or {}).get('type', 'disk') == 'lmdb'
 

@@ -10,15 +10,40 @@ from torch.utils.data import Dataset
 
 from gfpgan.data.degradations import as_rng
 from gfpgan.data.degradations_torch import normalize
-from gfpgan.data.file_client import build_file_client, is_lmdb, paths_from_folder, read_meta_info, read_or_skip
+from gfpgan.data.file_client import (
+    build_file_client,
+    is_lmdb,
+    meta_info_names,
+    paths_from_folder,
+    read_meta_info,
+    read_or_skip,
+)
 from gfpgan.data.transforms import augment, paired_random_crop
 from gfpgan.utils.image_io import imfrombytes, img2tensor
 from gfpgan.utils.registry import DATASET_REGISTRY
 
 
-def paired_paths(lq_folder: str, gt_folder: str, filename_tmpl: str = '{}', lmdb: bool = False) -> list[dict]:
+def paired_paths(lq_folder: str, gt_folder: str, filename_tmpl: str = '{}', lmdb: bool = False,
+                 meta_info_file: str | None = None) -> list[dict]:
     """`[{'lq_path', 'gt_path'}]` sorted by gt name; the lq of gt `name.ext` is `filename_tmpl.format(name)`
-    with any image extension (or that lmdb key)."""
+    with any image extension (or that lmdb key).
+
+    With a `meta_info_file` (disk only, BasicSR's semantics) the pairs are the listed gt names in the
+    file's order, and the lq of `dir/name.ext` is `lq_folder/filename_tmpl.format(name).ext`.
+    """
+    if meta_info_file and not lmdb:
+        pairs = []
+        for gt_name in meta_info_names(meta_info_file):
+            stem, ext = os.path.splitext(os.path.basename(gt_name))
+            pairs.append({'lq_path': os.path.join(lq_folder, f'{filename_tmpl.format(stem)}{ext}'),
+                          'gt_path': os.path.join(gt_folder, gt_name)})
+        missing = [p['lq_path'] for p in pairs if not os.path.isfile(p['lq_path'])]
+        missing += [p['gt_path'] for p in pairs if not os.path.isfile(p['gt_path'])]
+        if missing:
+            raise FileNotFoundError(f'{len(missing)} files listed (through filename_tmpl \'{filename_tmpl}\') in '
+                                    f'meta_info_file {meta_info_file} do not exist (e.g. {missing[:3]}); check '
+                                    'dataroot_gt, dataroot_lq and filename_tmpl.')
+        return pairs
     if lmdb:
         gt_keys, lq_keys = read_meta_info(gt_folder), set(read_meta_info(lq_folder))
         pairs = [{'lq_path': filename_tmpl.format(k), 'gt_path': k} for k in sorted(gt_keys)]
@@ -40,12 +65,15 @@ def paired_paths(lq_folder: str, gt_folder: str, filename_tmpl: str = '{}', lmdb
 
 @DATASET_REGISTRY.register()
 class PairedImageDataset(Dataset):
-    """lq/gt pairs. Options: `dataroot_gt`, `dataroot_lq`, `io_backend` ({type: disk|lmdb}),
-    `filename_tmpl` ('{}'), `scale`, `phase`, and for training `gt_size`, `use_hflip`, `use_rot`;
-    `mean`, `std`, `seed`, `skip_bad_images`.
+    """lq/gt pairs, BasicSR's `PairedImageDataset` for super-resolution and restoration.
 
-    Training crops aligned random patches (`gt_size` of gt) and flips/rotates them; other phases
-    crop gt to `scale` times the lq size. Returns `lq`, `gt` (RGB CHW float), `lq_path`, `gt_path`.
+    Options: `dataroot_gt`, `dataroot_lq`, `io_backend` ({type: disk|lmdb}), `filename_tmpl` ('{}'),
+    `meta_info_file` (disk: the gt names to use, in order), `scale`, `phase`, and for training `gt_size`,
+    `use_hflip` (or its older name `use_flip`), `use_rot`; `mean`, `std`, `seed`, `skip_bad_images`.
+
+    Training crops aligned random patches (`gt_size` of gt, `gt_size // scale` of lq at the same place)
+    and flips/rotates both alike; other phases crop gt to `scale` times the lq size. Returns `lq`, `gt`
+    (RGB CHW float), `lq_path`, `gt_path`.
     """
 
     def __init__(self, opt: dict) -> None:
@@ -59,8 +87,8 @@ class PairedImageDataset(Dataset):
         self.seed = opt.get('seed')
         lmdb = is_lmdb(self.io_backend)
         self.filename_tmpl = opt.get('filename_tmpl', '{}')
-        self.pairs = self.paths = paired_paths(
-            self.lq_folder, self.gt_folder, self.filename_tmpl, lmdb)  # ours, BasicSR's
+        self.pairs = self.paths = paired_paths(self.lq_folder, self.gt_folder, self.filename_tmpl, lmdb,
+                                               opt.get('meta_info_file'))  # ours, BasicSR's
         if lmdb:
             self.file_client = build_file_client(self.io_backend, [self.lq_folder, self.gt_folder], ['lq', 'gt'])
         else:
@@ -85,8 +113,8 @@ class PairedImageDataset(Dataset):
             rng = np.random.default_rng([int(self.seed), index]) if self.seed is not None else as_rng(None)
             img_gt, img_lq = paired_random_crop(img_gt, img_lq, int(self.opt['gt_size']), self.scale,
                                                 pair['gt_path'], rng)
-            img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', True),
-                                     rng)
+            hflip = self.opt.get('use_hflip', self.opt.get('use_flip', True))  # use_flip: older BasicSR's name
+            img_gt, img_lq = augment([img_gt, img_lq], hflip, self.opt.get('use_rot', True), rng)
         else:
             img_gt = img_gt[: img_lq.shape[0] * self.scale, : img_lq.shape[1] * self.scale]
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
