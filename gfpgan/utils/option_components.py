@@ -112,7 +112,7 @@ def _parameters(obj: Any) -> list[inspect.Parameter]:
         return []
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def component_model(kind: str, type_name: str, obj: Any, inputs: tuple[str, ...] = ()) -> type[OptionsModel]:
     """A pydantic model of `{type: type_name, **keyword arguments of obj}`.
 

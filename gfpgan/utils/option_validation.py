@@ -9,7 +9,7 @@ valid ones. Upstream keys that have no effect here are returned as one-line noti
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError, create_model
 
@@ -152,7 +152,7 @@ def check_component(kind: str, block: Any, where: str, source: str) -> BaseModel
     return parsed
 
 
-def _component_kind(field: Any) -> Optional[str]:
+def _component_kind(field: Any) -> str | None:
     for meta in getattr(field, 'metadata', ()) or ():
         if isinstance(meta, ComponentBlock):
             return meta.kind
@@ -222,6 +222,8 @@ def check_dataset(phase_key: str, block: Any, source: str) -> DatasetOptions:
     cls = registered('dataset', block['type'], f'{where}.type', source)
     parsed = check_block(dataset_options_model(cls), {**block, 'phase': phase}, where, source)
     check_component_fields(parsed, where, source)
+    if phase == 'train' and parsed.batch_size_per_gpu is None:
+        raise OptionError(f'{source}: {where}.batch_size_per_gpu: required for a train dataset.')
     return parsed
 
 
