@@ -99,6 +99,12 @@ class DatasetOptions(OptionsModel):
     prefetch_factor: int = Field(2, ge=1, description='batches each worker loads ahead')
     use_shuffle: bool | None = upstream_only('the train sampler always shuffles, seeded and resumable')
 
+    @model_validator(mode='after')
+    def _shuffle_is_a_train_key(self) -> DatasetOptions:
+        if 'use_shuffle' in self.model_fields_set and self.phase != 'train':
+            raise ValueError('use_shuffle: unknown key for a non-train dataset (upstream files carry it in train only)')
+        return self
+
     @classmethod
     def parse(cls, opt: dict, owner: str) -> DatasetOptions:
         """The dataset's options from its whole block, or an OptionError naming the dataset and the key."""

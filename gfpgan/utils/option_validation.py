@@ -9,6 +9,7 @@ valid ones. Upstream keys that have no effect here are returned as one-line noti
 from __future__ import annotations
 
 import difflib
+import functools
 from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError, create_model
@@ -181,6 +182,11 @@ def network_names(opt: dict) -> list[str]:
 
 def path_model(networks: Iterable[str]) -> type[PathOptionsBase]:
     """The `path:` block of a file declaring these networks."""
+    return _path_model(tuple(networks))
+
+
+@functools.cache
+def _path_model(networks: tuple[str, ...]) -> type[PathOptionsBase]:
     fields: dict[str, Any] = {}
     for name in networks:
         fields.update(network_path_fields(name))
@@ -238,7 +244,12 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
     top = check_block(TopLevelOptions, {k: v for k, v in opt.items() if not str(k).startswith('network_')}, '', source)
     notices = no_effect_notices(top, '', source)
     model_cls = registered('model', top.model_type, 'model_type', source)
+    built = getattr(model_cls, 'networks', None)  # the network_<x> blocks the model reads, when it declares them
     for name in networks:
+        if built is not None and name not in built:
+            valid = [f'network_{n}' for n in built]
+            raise OptionError(f'{source}: network_{name}: {top.model_type} builds no such network. '
+                              + unknown_key_message(f'network_{name}', valid).removeprefix('unknown key. '))
         check_component('arch', opt[f'network_{name}'], f'network_{name}', source)
 
     if is_train and not any(k.split('_')[0] == 'train' for k in top.datasets):

@@ -1,7 +1,8 @@
 """Option files: YAML loading, command-line overrides, validation with readable errors, derived paths.
 
-The schema is BasicSR's, so upstream option files work unchanged. Errors are `OptionError`s that name
-the file, the key path and what would be valid; the command lines print them as one paragraph.
+The schema (gfpgan.utils.option_schema, checked by pydantic) holds BasicSR's and upstream GFPGAN's keys,
+so upstream option files work unchanged. Errors are `OptionError`s that name the file, the key path and
+what would be valid; the command lines print them as one paragraph.
 """
 
 from __future__ import annotations
@@ -146,7 +147,14 @@ def import_user_modules(entries: Sequence[str], base_dir: str | os.PathLike) -> 
 # ----------------------------------------------------------------------------------------- parsing
 def build_arg_parser(is_train: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='gfpgan training' if is_train else 'gfpgan evaluation')
-    parser.add_argument('-opt', '--opt', required=True, help='path to the option YAML file')
+    parser.add_argument('-opt', '--opt', help='path to the option YAML file')
+    parser.add_argument(
+        '--print-schema',
+        nargs='?',
+        const='-',
+        metavar='FILE',
+        help='write the JSON Schema of option files (for editors) to FILE or stdout, and exit',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm'],
@@ -171,7 +179,14 @@ def parse_options(
     root_path: str | os.PathLike, is_train: bool = True, argv: Sequence[str] | None = None
 ) -> tuple[dict, argparse.Namespace]:
     """Parse the command line and the option file; set up distribution, seeds and derived paths."""
-    args = build_arg_parser(is_train).parse_args(argv)
+    parser = build_arg_parser(is_train)
+    args = parser.parse_args(argv)
+    if args.print_schema:
+        import_user_modules(args.imports, os.getcwd())
+        print_schema(args.print_schema)
+        raise SystemExit(0)
+    if not args.opt:
+        parser.error('the following arguments are required: -opt/--opt')
     opt_path = os.path.abspath(args.opt)
     if not os.path.isfile(opt_path):
         raise OptionError(f'{args.opt}: option file not found.')
@@ -183,7 +198,11 @@ def parse_options(
         raise OptionError(f'{args.opt}: the file must hold a mapping of options.')
     apply_force_yml(opt, args.force_yml, args.opt)
     import_user_modules(list(opt.get('imports') or []) + args.imports, os.path.dirname(opt_path))
-    validate_options(opt, args.opt, is_train)
+    notices = validate_options(opt, args.opt, is_train)
+    if int(os.environ.get('RANK', '0')) == 0:
+        for line in notices:
+            print(f'gfpgan: notice: {line}', file=sys.stderr, flush=True)
+    copy_scale_into_datasets(opt)
     opt['opt_path'] = opt_path
     opt['is_train'] = is_train
     opt['auto_resume'] = args.auto_resume
@@ -233,6 +252,39 @@ def parse_options(
             'wandb': None,
         }
     return opt, args
+
+
+def copy_scale_into_datasets(opt: dict) -> None:
+    """Upstream's top-level `scale`: the default `scale` of every dataset whose options take one."""
+    if opt.get('scale') is None:
+        return
+    from gfpgan.utils.registry import DATASET_REGISTRY
+
+    for block in (opt.get('datasets') or {}).values():
+        options = getattr(DATASET_REGISTRY.get(block['type']), 'options', None)
+        if options is not None and 'scale' in options.model_fields:
+            block.setdefault('scale', opt['scale'])
+
+
+def print_schema(target: str) -> None:
+    """Write the option files' JSON Schema to `target` ('-': stdout), atomically for a file."""
+    import json
+
+    from gfpgan.utils.option_json_schema import build_json_schema
+
+    text = json.dumps(build_json_schema(), indent=1) + '\n'
+    if target == '-':
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from gfpgan.utils.checkpoint_io import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # a file for editors to read, not a private temporary
+
+    atomic_write(target, write)
 
 
 def _derive_paths(opt: dict, root_path: str | os.PathLike, is_train: bool) -> None:
