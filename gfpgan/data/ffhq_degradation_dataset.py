@@ -11,7 +11,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Union
 
 import cv2
 import numpy as np
@@ -92,19 +92,19 @@ class FFHQDegradationOptions(ImageFilesOptions):
     kernel_prob: list[float] = Field([0.5, 0.5], description='probability of each kernel kind')
     blur_sigma: list[float] = Field([0.1, 10], min_length=2, max_length=2, description='blur sigma range')
     downsample_range: list[float] = Field([0.8, 8], min_length=2, max_length=2, description='downsampling factors')
-    noise_range: list[float] | None = Field([0, 20], description='Gaussian noise sigma range (0..255); none: off')
-    jpeg_range: list[float] | None = Field([60, 100], description='JPEG quality range; none: off')
-    color_jitter_prob: float | None = Field(None, ge=0, le=1, description='probability of a color shift')
+    noise_range: Union[list[float], None] = Field([0, 20], description='Gaussian noise sigma range (0..255); none: off')
+    jpeg_range: Union[list[float], None] = Field([60, 100], description='JPEG quality range; none: off')
+    color_jitter_prob: Union[float, None] = Field(None, ge=0, le=1, description='probability of a color shift')
     color_jitter_shift: float = Field(20, ge=0, description='largest color shift (0..255)')
-    color_jitter_pt_prob: float | None = Field(None, ge=0, le=1, description='probability of tensor jitter')
+    color_jitter_pt_prob: Union[float, None] = Field(None, ge=0, le=1, description='probability of tensor jitter')
     brightness: tuple[float, float] = Field((0.5, 1.5), description='tensor color jitter: brightness range')
     contrast: tuple[float, float] = Field((0.5, 1.5), description='tensor color jitter: contrast range')
     saturation: tuple[float, float] = Field((0, 1.5), description='tensor color jitter: saturation range')
     hue: tuple[float, float] = Field((-0.1, 0.1), description='tensor color jitter: hue range')
-    gray_prob: float | None = Field(None, ge=0, le=1, description='probability of a gray lq')
+    gray_prob: Union[float, None] = Field(None, ge=0, le=1, description='probability of a gray lq')
     gt_gray: bool = Field(False, description='make gt gray too when lq is')
     crop_components: bool = Field(False, description='return eye/mouth boxes (needs component_path)')
-    component_path: str | None = Field(None, description='eye/mouth landmark file (.pth or .json)')
+    component_path: Union[str, None] = Field(None, description='eye/mouth landmark file (.pth or .json)')
     component_key: Literal['name', 'index'] = Field('name', description="name: file stem; index: upstream's %08d")
     eye_enlarge_ratio: float = Field(1, gt=0, description='eye boxes grow by this factor')
     degrade_on: Literal['worker', 'device'] = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Union
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -18,10 +18,10 @@ from gfpgan.utils.registry import DATASET_REGISTRY
 
 
 class ImageFolderOptions(ImageFilesOptions):
-    dataroot: str | None = Field(None, description='image folder (searched recursively) or .lmdb')
-    dataroot_gt: str | None = Field(None, description='the same as dataroot (BasicSR name)')
+    dataroot: Union[str, None] = Field(None, description='image folder (searched recursively) or .lmdb')
+    dataroot_gt: Union[str, None] = Field(None, description='the same as dataroot (BasicSR name)')
     recursive: bool = Field(True, description='also read images in subfolders')
-    image_size: int | None = Field(None, ge=1, description='shorter side resized to it, then a centre square crop')
+    image_size: Union[int, None] = Field(None, ge=1, description='shorter side resized to it, then a centre crop')
     use_hflip: bool = Field(False, description='random horizontal flip')
     channels: Literal[1, 3, 4] = Field(3, description='3 RGB (alpha composited onto white), 1 gray, 4 RGBA')
 

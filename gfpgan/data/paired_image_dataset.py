@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -45,7 +46,7 @@ class PairedImageOptions(ImageFilesOptions):
     dataroot_lq: str = Field(description='folder (or .lmdb) of lq images')
     filename_tmpl: str = Field('{}', description="lq name of gt 'name': filename_tmpl.format(name)")
     scale: int = Field(1, ge=1, description='gt size / lq size')
-    gt_size: int | None = Field(None, ge=1, description='train: gt crop size (required to train)')
+    gt_size: Union[int, None] = Field(None, ge=1, description='train: gt crop size (required to train)')
     use_hflip: bool = Field(True, description='train: random horizontal flip')
     use_rot: bool = Field(True, description='train: random vertical flip and 90-degree rotation')
 

@@ -7,6 +7,7 @@ noise, JPEG) available on any machine where scikit-image is installed.
 from __future__ import annotations
 
 import functools
+from typing import Union
 
 import cv2
 import numpy as np
@@ -33,7 +34,7 @@ def _photo(name: str) -> np.ndarray:
 class SamplePhotosOptions(DatasetOptions):
     num_samples: int = Field(64, ge=1, description='virtual length')
     gt_size: int = Field(64, ge=8, description='crop side')
-    photos: list[str] | None = Field(None, description='names in skimage.data (default: six photos)')
+    photos: Union[list[str], None] = Field(None, description='names in skimage.data (default: six photos)')
     scale_range: list[float] = Field([2, 4], min_length=2, max_length=2, description='downsampling factors')
     noise_range: list[float] = Field([0, 8], min_length=2, max_length=2, description='noise sigma (0..255)')
     jpeg_range: list[int] = Field([60, 95], min_length=2, max_length=2, description='JPEG quality')

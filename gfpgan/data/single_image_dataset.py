@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Union
 
 import numpy as np
 from pydantic import Field
@@ -17,7 +18,7 @@ from gfpgan.utils.registry import DATASET_REGISTRY
 
 class SingleImageOptions(ImageFilesOptions):
     dataroot_lq: str = Field(description='folder (or .lmdb) of lq images')
-    meta_info_file: str | None = Field(None, description='text file listing the image names to read (first word)')
+    meta_info_file: Union[str, None] = Field(None, description='text file listing the image names to read (first word)')
 
 
 @DATASET_REGISTRY.register()

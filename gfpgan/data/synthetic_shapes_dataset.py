@@ -5,7 +5,7 @@ any worker or process, so FID statistics of the "real" set are reproducible and 
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Union
 
 import cv2
 import numpy as np
@@ -52,7 +52,7 @@ class SyntheticShapesOptions(DatasetOptions):
     image_size: int = Field(32, ge=8, description='image side')
     num_samples: int = Field(1024, ge=1, description='number of images')
     seed: int = Field(0, description='image i is a pure function of (seed, i)')
-    shapes: list[Literal['circle', 'square', 'triangle']] | None = Field(None, description='default: all three')
+    shapes: Union[list[Literal['circle', 'square', 'triangle']], None] = Field(None, description='default: all three')
     num_shapes: tuple[int, int] = Field((1, 2), description='shapes per image: [low, high]')
     radius_range: tuple[float, float] = Field((0.15, 0.3), description='radius as a fraction of the side')
     cache_in_memory: bool = Field(True, description='draw each image once per process')

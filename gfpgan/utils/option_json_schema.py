@@ -104,5 +104,5 @@ def build_json_schema() -> dict:
          'then': {'properties': {'train': {'anyOf': [_ref(m.__name__), NULL]}}}}
         for n, m in sorted(trains.items())
     ]
-    return {'$schema': 'https://json-schema.org/draft/2020-12/schema', 'title': 'gfpgan option file', **root,
+    return {'$schema': 'https://json-schema.org/draft/2020-12/schema', **root, 'title': 'gfpgan option file',
             '$defs': defs}

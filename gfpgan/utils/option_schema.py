@@ -66,16 +66,17 @@ class TrainOptionsBase(OptionsModel):
 
     A model subclasses it with its recipe keys: loss blocks typed `LossBlock`, further optimizers typed
     `OptimizerBlock` (named `optim_<net>`), weights and counts as plain fields. `scheduler_keys` names
-    keys of the `scheduler` block that the model itself reads (not passed to the scheduler).
+    keys of the `scheduler` block that the model itself reads (not passed to the scheduler): BaseModel
+    steps ReduceLROnPlateau on `monitor`, averaged over `step_every` iterations.
     """
 
-    scheduler_keys: ClassVar[tuple[str, ...]] = ()
+    scheduler_keys: ClassVar[tuple[str, ...]] = ('monitor', 'step_every')
 
-    total_iter: int | None = Field(None, description='number of training iterations (required to train)', ge=1)
+    total_iter: Union[int, None] = Field(None, description='number of training iterations (required to train)', ge=1)
     warmup_iter: int = Field(-1, description='linear learning-rate warm-up over this many iterations; -1: none')
     optim_g: OptimizerBlock = Field(None, description='generator optimizer: {type: Adam, lr: 2e-3, ...}')
     scheduler: SchedulerBlock = Field(None, description='learning-rate scheduler, one per optimizer')
-    ema_decay: float | None = Field(
+    ema_decay: Union[float, None] = Field(
         None, description="decay of the generator's exponential moving average; 0 or none: the recipe's default"
     )
 
@@ -88,16 +89,16 @@ class DatasetOptions(OptionsModel):
     """
 
     type: str = Field(description='registered dataset class')
-    name: str | None = Field(None, description='shown in logs, validation tables and image folders')
+    name: Union[str, None] = Field(None, description='shown in logs, validation tables and image folders')
     phase: Literal['train', 'val', 'test'] = Field('train', description='set from the key (train, val_2, ...)')
-    batch_size_per_gpu: int | None = Field(None, ge=1, description='batch per process (required to train)')
+    batch_size_per_gpu: Union[int, None] = Field(None, ge=1, description='batch per process (required to train)')
     num_worker_per_gpu: int = Field(0, ge=0, description='dataloader worker processes per process')
     dataset_enlarge_ratio: int = Field(1, ge=1, description='each epoch walks the dataset this many times')
-    prefetch_mode: Literal['cpu', 'cuda'] | None = Field(None, description='cuda: copy batches ahead on a stream')
-    pin_memory: bool | None = Field(None, description='page-locked batches; default: when CUDA is available')
+    prefetch_mode: Union[Literal['cpu', 'cuda'], None] = Field(None, description='cuda: copy batches ahead on a stream')
+    pin_memory: Union[bool, None] = Field(None, description='page-locked batches; default: when CUDA is available')
     persistent_workers: bool = Field(False, description='keep workers alive between epochs')
     prefetch_factor: int = Field(2, ge=1, description='batches each worker loads ahead')
-    use_shuffle: bool | None = upstream_only('the train sampler always shuffles, seeded and resumable')
+    use_shuffle: Union[bool, None] = upstream_only('the train sampler always shuffles, seeded and resumable')
 
     @model_validator(mode='after')
     def _shuffle_is_a_train_key(self) -> DatasetOptions:
@@ -117,9 +118,9 @@ class ImageFilesOptions(DatasetOptions):
     """Keys of every dataset that reads image files (from a folder or an lmdb database)."""
 
     io_backend: IOBackendBlock = Field(None, description='{type: disk} (default) or {type: lmdb}')
-    mean: list[float] | None = Field(None, description='per-channel mean subtracted (with std; none: [0, 1])')
-    std: list[float] | None = Field(None, description='per-channel std divided by')
-    seed: int | None = Field(None, description='each index always draws the same augmentation (validation, tests)')
+    mean: Union[list[float], None] = Field(None, description='per-channel mean subtracted (with std; none: [0, 1])')
+    std: Union[list[float], None] = Field(None, description='per-channel std divided by')
+    seed: Union[int, None] = Field(None, description='each index always draws the same augmentation (validation)')
     skip_bad_images: bool = Field(False, description='skip unreadable files with a warning instead of stopping')
 
 
@@ -127,12 +128,12 @@ class ImageFilesOptions(DatasetOptions):
 class PathOptionsBase(OptionsModel):
     """`path:` keys; `pretrain_network_<x>`, `param_key_<x>`, `strict_load_<x>` are added for each `network_<x>`."""
 
-    resume_state: str | None = Field(None, description='training state to resume from')
-    ignore_resume_networks: list[str] | None = Field(
+    resume_state: Union[str, None] = Field(None, description='training state to resume from')
+    ignore_resume_networks: Union[list[str], None] = Field(
         None, description='networks (network_<x> or net_<x>) that --auto_resume leaves at their pretrained weights'
     )
-    experiments_root: str | None = Field(None, description='training output folder (default experiments/<name>)')
-    results_root: str | None = Field(None, description='test output folder (default results/<name>)')
+    experiments_root: Union[str, None] = Field(None, description='training output folder (default experiments/<name>)')
+    results_root: Union[str, None] = Field(None, description='test output folder (default results/<name>)')
 
 
 def network_path_fields(network: str) -> dict[str, tuple[Any, Any]]:
@@ -152,8 +153,8 @@ def network_path_fields(network: str) -> dict[str, tuple[Any, Any]]:
 
 # ----------------------------------------------------------------------------------------------- val
 class KeepBestOptions(OptionsModel):
-    metric: str | None = Field(None, description='metric name under val.metrics (GANModel: fid)')
-    dataset: str | None = Field(None, description='validation dataset name (default: the first)')
+    metric: Union[str, None] = Field(None, description='metric name under val.metrics (GANModel: fid)')
+    dataset: Union[str, None] = Field(None, description='validation dataset name (default: the first)')
 
 
 class GridOptions(OptionsModel):
@@ -164,45 +165,45 @@ class GridOptions(OptionsModel):
 
 class FIDOptions(OptionsModel):
     source: str = Field('auto', description="feature network: auto (bundled Inception), inception, or random")
-    weights_path: str | None = Field(None, description='Inception weights file')
-    num_samples: int | None = Field(None, ge=1, description='generated samples (default: as many as real)')
+    weights_path: Union[str, None] = Field(None, description='Inception weights file')
+    num_samples: Union[int, None] = Field(None, ge=1, description='generated samples (default: as many as real)')
     batch_size: int = Field(64, ge=1, description='generation batch')
     seed: int = Field(0, description='latent seed and random-feature-net seed')
     width: int = Field(64, ge=1, description='width of the random feature network')
     input_size: int = Field(64, ge=1, description='input size of the random feature network')
-    cache_dir: str | None = Field(None, description='real statistics cache (default <experiment>/fid_cache)')
+    cache_dir: Union[str, None] = Field(None, description='real statistics cache (default <experiment>/fid_cache)')
 
 
 class ValOptions(OptionsModel):
-    val_freq: int | None = Field(None, ge=0, description='validate every this many iterations; 0 or none: never')
+    val_freq: Union[int, None] = Field(None, ge=0, description='validate every this many iterations; 0 or none: never')
     save_img: bool = Field(False, description='write restored validation images')
-    suffix: str | None = Field(None, description='file-name suffix of saved images (default: iteration or name)')
+    suffix: Union[str, None] = Field(None, description='file-name suffix of saved images (default: iteration or name)')
     pbar: bool = Field(False, description='show a progress bar while validating')
-    metrics: dict[str, MetricBlock] | None = Field(None, description='{name: {type: calculate_psnr, ...}}')
+    metrics: Union[dict[str, MetricBlock], None] = Field(None, description='{name: {type: calculate_psnr, ...}}')
     keep_best: Union[bool, str, KeepBestOptions, None] = Field(
         None, description='keep models/net_g_best.pth: {metric, dataset}, a metric name, or true (GANModel: fid)'
     )
-    grids: GridOptions | None = Field(None, description='GANModel: sample grids from fixed latents')
-    fid: FIDOptions | None = Field(None, description='GANModel: FID of generated samples against the val set')
+    grids: Union[GridOptions, None] = Field(None, description='GANModel: sample grids from fixed latents')
+    fid: Union[FIDOptions, None] = Field(None, description='GANModel: FID of generated samples against the val set')
 
 
 # ----------------------------------------------------------------------------------------------- logger, dist
 class WandbOptions(OptionsModel):
-    project: str | None = Field(None, description='wandb project; none: no wandb')
-    resume_id: str | None = Field(None, description='wandb run id to continue')
+    project: Union[str, None] = Field(None, description='wandb project; none: no wandb')
+    resume_id: Union[str, None] = Field(None, description='wandb run id to continue')
 
 
 class LoggerOptions(OptionsModel):
     print_freq: int = Field(100, ge=1, description='log losses every this many iterations')
     save_checkpoint_freq: int = Field(5000, ge=1, description='save networks and state every this many iterations')
     use_tb_logger: bool = Field(False, description='write tensorboard curves to tb_logger/<name>')
-    wandb: WandbOptions | None = Field(None, description='mirror tensorboard to wandb (when installed)')
-    keep_last_checkpoints: int | None = Field(None, ge=1, description='delete all but the newest N checkpoints')
+    wandb: Union[WandbOptions, None] = Field(None, description='mirror tensorboard to wandb (when installed)')
+    keep_last_checkpoints: Union[int, None] = Field(None, ge=1, description='delete all but the newest N checkpoints')
 
 
 class DistParams(OptionsModel):
-    backend: Literal['nccl', 'gloo', 'mpi'] | None = Field(None, description='default: nccl on CUDA, gloo on CPU')
-    port: int | None = upstream_only('torchrun sets the port, --master_port')
+    backend: Union[Literal['nccl', 'gloo', 'mpi'], None] = Field(None, description='default: nccl on CUDA, gloo on CPU')
+    port: Union[int, None] = upstream_only('torchrun sets the port, --master_port')
 
 
 # ----------------------------------------------------------------------------------------------- top level
@@ -214,17 +215,17 @@ class TopLevelOptions(OptionsModel):
     num_gpu: Union[Literal['auto'], Annotated[int, Field(ge=0)]] = Field(
         'auto', description='auto: every visible CUDA device; 0: CPU'
     )
-    manual_seed: int | None = Field(None, description='base seed; rank r uses manual_seed + r (none: random)')
-    imports: list[str] | None = Field(None, description='modules or .py files to import so their components register')
-    scale: int | None = Field(None, ge=1, description="upstream: copied into each dataset that takes 'scale'")
+    manual_seed: Union[int, None] = Field(None, description='base seed; rank r uses manual_seed + r (none: random)')
+    imports: Union[list[str], None] = Field(None, description='modules or .py files that register your components')
+    scale: Union[int, None] = Field(None, ge=1, description="upstream: copied into each dataset that takes 'scale'")
     datasets: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description='train, val, val_2, test, ...: the phase is the text before the first _'
     )
-    path: dict[str, Any] | None = Field(None, description='weights to load, resume state, output folders')
-    train: dict[str, Any] | None = Field(None, description="training settings; keys depend on model_type")
-    val: ValOptions | None = None
-    logger: LoggerOptions | None = None
-    dist_params: DistParams | None = None
+    path: Union[dict[str, Any], None] = Field(None, description='weights to load, resume state, output folders')
+    train: Union[dict[str, Any], None] = Field(None, description="training settings; keys depend on model_type")
+    val: Union[ValOptions, None] = None
+    logger: Union[LoggerOptions, None] = None
+    dist_params: Union[DistParams, None] = None
     find_unused_parameters: bool = Field(False, description='passed to DistributedDataParallel')
     cudnn_benchmark: bool = Field(True, description='torch.backends.cudnn.benchmark')
     amp: Union[Literal['bf16', 'fp16'], Literal[False], None] = Field(

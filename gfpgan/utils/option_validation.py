@@ -49,11 +49,12 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def unknown_key_message(key: str, valid: Iterable[str]) -> str:
+def unknown_key_message(key: str, valid: Iterable[str], patterns: Iterable[str] = (), more: str = '') -> str:
+    """'unknown key. Did you mean X? Valid keys: ...'; `patterns` are candidates not listed (`more` names them)."""
     valid = sorted(valid)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, [*valid, *patterns], n=1, cutoff=0.6)
     hint = f" Did you mean '{close[0]}'?" if close else ''
-    return f'unknown key.{hint} Valid keys: {", ".join(valid)}.'
+    return f'unknown key.{hint} Valid keys: {", ".join(valid)}{more}.'
 
 
 def _describe_error(err: dict, model: type[BaseModel]) -> tuple[tuple, str]:
@@ -100,9 +101,16 @@ def check_block(model: type[BaseModel], data: Any, where: str, source: str) -> B
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        errors = err.errors(include_url=False)
-        loc, msg = _describe_error(errors[0], model)
-        more = f' ({len(errors) - 1} more problem(s) in this block.)' if len(errors) > 1 else ''
+        # an unknown key first: a misspelt key also makes its correct spelling 'missing'
+        errors = sorted(err.errors(include_url=False), key=lambda e: e.get('type') != 'extra_forbidden')
+        described = [_describe_error(e, model) for e in errors]
+        loc, msg = described[0]
+        same = [m for lc, m in described if lc == loc]
+        if len(same) > 1:  # a value matching no member of a union: one message listing what would do
+            wanted = ' or '.join(dict.fromkeys(m.split(', got ')[0].removeprefix('input should be ') for m in same))
+            msg = f'expected {wanted}, got {errors[0].get("input")!r}.'
+        more = len(described) - len(same)
+        more = f' ({more} more problem(s) in this block.)' if more else ''
         raise OptionError(f'{source}: {_join(where, loc)}: {msg}{more}') from None
 
 
@@ -140,10 +148,21 @@ def registered(kind: str, name: Any, where: str, source: str) -> Any:
     return registry.get(name)
 
 
+def require_type(kind: str, block: Any, where: str, source: str) -> None:
+    """A `{type: X, ...}` block must name its component; a misspelt `type` is named as the unknown key."""
+    if isinstance(block, dict) and 'type' in block:
+        return
+    need = f"a {kind} block needs 'type' naming a registered {kind}."
+    keys = [str(k) for k in block] if isinstance(block, dict) else []
+    close = difflib.get_close_matches('type', keys, n=1, cutoff=0.6)  # the best match only: not `gan_type`
+    if close:
+        raise OptionError(f"{source}: {where}.{close[0]}: unknown key. Did you mean 'type'? {need}")
+    raise OptionError(f'{source}: {where}: {need}')
+
+
 def check_component(kind: str, block: Any, where: str, source: str) -> BaseModel:
     """Check a `{type: X, **arguments}` block against the signature of the registered `X`."""
-    if not isinstance(block, dict) or 'type' not in block:
-        raise OptionError(f"{source}: {where}: a {kind} block needs 'type' naming a registered {kind}.")
+    require_type(kind, block, where, source)
     obj = registered(kind, block['type'], f'{where}.type', source)
     parsed = check_block(component_model(kind, block['type'], obj), block, where, source)
     if kind == 'metric' and isinstance(block.get('network'), dict):  # an embedding network, e.g. identity
@@ -218,13 +237,12 @@ class _OpenTrainOptions(TrainOptionsBase):
 
 def check_dataset(phase_key: str, block: Any, source: str) -> DatasetOptions:
     where = f'datasets.{phase_key}'
-    if not isinstance(block, dict) or 'type' not in block:
-        raise OptionError(f"{source}: {where}: a dataset block needs 'type' naming a registered dataset.")
     phase = phase_key.split('_')[0]
     if phase not in ('train', 'val', 'test'):
         raise OptionError(f"{source}: {where}: the phase (text before the first '_') must be train, val or test.")
     if block.get('phase', phase) != phase:
         raise OptionError(f"{source}: {where}.phase: the phase is taken from the key ('{phase}'); remove it.")
+    require_type('dataset', block, where, source)
     cls = registered('dataset', block['type'], f'{where}.type', source)
     parsed = check_block(dataset_options_model(cls), {**block, 'phase': phase}, where, source)
     check_component_fields(parsed, where, source)
@@ -241,6 +259,11 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
     if not isinstance(opt, dict):
         raise OptionError(f'{source}: the file must hold a mapping of options, got {type(opt).__name__}.')
     networks = network_names(opt)
+    for key in opt:
+        if key not in TopLevelOptions.model_fields and not str(key).startswith('network_'):
+            guess = f'network_{str(key).partition("_")[2] or "<x>"}'
+            msg = unknown_key_message(str(key), TopLevelOptions.model_fields, [guess], ' and network_<x> blocks')
+            raise OptionError(f'{source}: {key}: {msg}')
     top = check_block(TopLevelOptions, {k: v for k, v in opt.items() if not str(k).startswith('network_')}, '', source)
     notices = no_effect_notices(top, '', source)
     model_cls = registered('model', top.model_type, 'model_type', source)
@@ -252,11 +275,11 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
                               + unknown_key_message(f'network_{name}', valid).removeprefix('unknown key. '))
         check_component('arch', opt[f'network_{name}'], f'network_{name}', source)
 
-    if is_train and not any(k.split('_')[0] == 'train' for k in top.datasets):
-        raise OptionError(f'{source}: datasets.train: a training run needs a train dataset.')
     for phase_key, block in top.datasets.items():
         parsed = check_dataset(str(phase_key), block, source)
         notices += no_effect_notices(parsed, f'datasets.{phase_key}', source)
+    if is_train and not any(k.split('_')[0] == 'train' for k in top.datasets):
+        raise OptionError(f'{source}: datasets.train: a training run needs a train dataset.')
 
     parsed_path = check_block(path_model(networks), top.path, 'path', source)
     notices += no_effect_notices(parsed_path, 'path', source)
