@@ -157,7 +157,11 @@ def test_required_and_phase_rules():
         validate_options(opt, 'x.yml')
     opt = yaml_load(REPO / 'options' / 'train_gfpgan_tiny.yml')
     opt['datasets']['val']['use_shuffle'] = True  # upstream carries it in train sets only
-    with pytest.raises(OptionError, match=r'datasets\.val\.use_shuffle: unknown key for a non-train dataset'):
+    with pytest.raises(OptionError, match=r'datasets\.val\.use_shuffle: unknown key for a val dataset'):
+        validate_options(opt, 'x.yml')
+    opt = yaml_load(REPO / 'options' / 'train_gfpgan_tiny.yml')
+    opt['datasets']['val_2']['dataset_enlarge_ratio'] = 2  # only the train loader enlarges
+    with pytest.raises(OptionError, match=r'datasets\.val_2\.dataset_enlarge_ratio: unknown key for a val dataset'):
         validate_options(opt, 'x.yml')
 
 
@@ -212,3 +216,15 @@ def test_cli_prints_schema_to_stdout_and_notices_to_stderr(tmp_path):
     notices = [line for line in proc.stderr.splitlines() if line.startswith('gfpgan: notice: ')]
     assert len(notices) == 2 and any('datasets.train.use_shuffle' in n for n in notices), proc.stderr
     assert proc.returncode == 2 and 'dataroot_gt' in proc.stderr  # the data is absent here: a clean error
+
+
+def test_readme_option_reference_is_generated_from_the_schema():
+    """The README's tables are the schema's: a key added, removed or redescribed without regenerating fails here."""
+    from gfpgan.utils.option_reference import BEGIN, END, option_reference, render_readme
+
+    text = (REPO / 'README.md').read_text(encoding='utf-8')
+    assert render_readme(text) == text, 'run: python -m gfpgan.utils.option_reference --write README.md'
+    block = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert block.strip() == option_reference().strip()
+    for key in ('`use_shuffle`', '`pretrain_network_<x>`', '`total_iter`', '`dataroot_gt`', '`print_freq`'):
+        assert key in block

@@ -87,6 +87,7 @@ class FFHQDegradationOptions(ImageFilesOptions):
     out_size: int = Field(512, ge=8, description='gt/lq side; other sizes are resized to it')
     use_hflip: bool = Field(True, description='random horizontal flip (eyes swap roles)')
     hflip_prob: float = Field(0.5, ge=0, le=1, description='probability of the flip')
+    seed: Union[int, None] = Field(None, description='each index always draws the same degradation (validation)')
     blur_kernel_size: int = Field(41, ge=1, description='side of the random blur kernel')
     kernel_list: list[str] = Field(['iso', 'aniso'], description='blur kernel kinds (iso, aniso)')
     kernel_prob: list[float] = Field([0.5, 0.5], description='probability of each kernel kind')

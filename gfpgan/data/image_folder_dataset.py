@@ -23,6 +23,7 @@ class ImageFolderOptions(ImageFilesOptions):
     recursive: bool = Field(True, description='also read images in subfolders')
     image_size: Union[int, None] = Field(None, ge=1, description='shorter side resized to it, then a centre crop')
     use_hflip: bool = Field(False, description='random horizontal flip')
+    seed: Union[int, None] = Field(None, description='each index always draws the same flip')
     channels: Literal[1, 3, 4] = Field(3, description='3 RGB (alpha composited onto white), 1 gray, 4 RGBA')
 
     @model_validator(mode='after')

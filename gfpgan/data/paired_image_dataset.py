@@ -49,6 +49,7 @@ class PairedImageOptions(ImageFilesOptions):
     gt_size: Union[int, None] = Field(None, ge=1, description='train: gt crop size (required to train)')
     use_hflip: bool = Field(True, description='train: random horizontal flip')
     use_rot: bool = Field(True, description='train: random vertical flip and 90-degree rotation')
+    seed: Union[int, None] = Field(None, description='train: each index always draws the same crop and flips')
 
     @model_validator(mode='after')
     def _train_crops(self) -> PairedImageOptions:

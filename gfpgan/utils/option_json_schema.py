@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from gfpgan.utils.option_components import component_models, registry_for
 from gfpgan.utils.option_schema import ComponentBlock, TopLevelOptions
-from gfpgan.utils.option_validation import path_model
+from gfpgan.utils.option_validation import path_model, val_options_model
 
 KINDS = ('arch', 'loss', 'optimizer', 'scheduler', 'metric', 'io_backend')
 NULL = {'type': 'null'}
@@ -52,8 +52,9 @@ def build_json_schema() -> dict:
     """The whole schema: top level, datasets by type, network_* by arch, path, train by model_type, val, logger."""
     components = {k: component_models(k) for k in KINDS}
     datasets, trains = _declared('dataset', 'options'), _declared('model', 'train_options')
+    vals = {n: val_options_model(c) for n, c in registry_for('model')}
     paths = path_model(['x'])  # the per-network keys of a placeholder network `x`, turned into patterns below
-    models = [TopLevelOptions, paths, *datasets.values(), *trains.values()]
+    models = [TopLevelOptions, paths, *datasets.values(), *trains.values(), *vals.values()]
     models += [m for kind in KINDS for m in components[kind].values()]
     models = list(dict.fromkeys(models))
     _, defs = models_json_schema([(m, 'validation') for m in models], ref_template='#/$defs/{model}')
@@ -78,8 +79,9 @@ def build_json_schema() -> dict:
                     defs[table[n]] = variant
             defs[model.__name__]['properties'][field_name] = {
                 'description': prop.get('description', ''), 'anyOf': [_by_type(table), NULL]}
-    metrics = defs['ValOptions']['properties']['metrics']
-    metrics['anyOf'] = [{'type': 'object', 'additionalProperties': _by_type(names['metric'])}, NULL]
+    for model in set(vals.values()):  # val.metrics: {name: metric block}
+        metrics = defs[model.__name__]['properties']['metrics']
+        metrics['anyOf'] = [{'type': 'object', 'additionalProperties': _by_type(names['metric'])}, NULL]
 
     root = defs.pop('TopLevelOptions')
     props = root['properties']
@@ -101,8 +103,10 @@ def build_json_schema() -> dict:
     root['additionalProperties'] = False
     root['allOf'] = [
         {'if': {'properties': {'model_type': {'const': n}}, 'required': ['model_type']},
-         'then': {'properties': {'train': {'anyOf': [_ref(m.__name__), NULL]}}}}
-        for n, m in sorted(trains.items())
+         'then': {'properties': {
+             'train': {'anyOf': [_ref(trains[n].__name__), NULL]} if n in trains else {},
+             'val': {'anyOf': [_ref(vals[n].__name__), NULL]}}}}
+        for n in sorted(vals)
     ]
     return {'$schema': 'https://json-schema.org/draft/2020-12/schema', **root, 'title': 'gfpgan option file',
             '$defs': defs}

@@ -21,7 +21,7 @@ from typing_extensions import Annotated
 __all__ = [
     'OptionsModel', 'upstream_only', 'ComponentBlock', 'ArchBlock', 'LossBlock', 'OptimizerBlock', 'SchedulerBlock',
     'MetricBlock', 'IOBackendBlock', 'TrainOptionsBase', 'DatasetOptions', 'ImageFilesOptions', 'PathOptionsBase',
-    'ValOptions', 'LoggerOptions', 'WandbOptions', 'DistParams', 'TopLevelOptions', 'NO_EFFECT',
+    'ValOptions', 'GANValOptions', 'LoggerOptions', 'WandbOptions', 'DistParams', 'TopLevelOptions', 'NO_EFFECT',
 ]  # fmt: skip
 
 NO_EFFECT = 'x-no-effect'  # JSON-schema key marking an upstream key that is accepted and ignored
@@ -100,10 +100,13 @@ class DatasetOptions(OptionsModel):
     prefetch_factor: int = Field(2, ge=1, description='batches each worker loads ahead')
     use_shuffle: Union[bool, None] = upstream_only('the train sampler always shuffles, seeded and resumable')
 
+    train_only: ClassVar[tuple[str, ...]] = ('dataset_enlarge_ratio', 'prefetch_mode', 'use_shuffle')
+
     @model_validator(mode='after')
-    def _shuffle_is_a_train_key(self) -> DatasetOptions:
-        if 'use_shuffle' in self.model_fields_set and self.phase != 'train':
-            raise ValueError('use_shuffle: unknown key for a non-train dataset (upstream files carry it in train only)')
+    def _train_only_keys(self) -> DatasetOptions:
+        for key in self.train_only:
+            if key in self.model_fields_set and self.phase != 'train':
+                raise ValueError(f'{key}: unknown key for a {self.phase} dataset (only the train loader reads it)')
         return self
 
     @classmethod
@@ -120,7 +123,6 @@ class ImageFilesOptions(DatasetOptions):
     io_backend: IOBackendBlock = Field(None, description='{type: disk} (default) or {type: lmdb}')
     mean: Union[list[float], None] = Field(None, description='per-channel mean subtracted (with std; none: [0, 1])')
     std: Union[list[float], None] = Field(None, description='per-channel std divided by')
-    seed: Union[int, None] = Field(None, description='each index always draws the same augmentation (validation)')
     skip_bad_images: bool = Field(False, description='skip unreadable files with a warning instead of stopping')
 
 
@@ -175,6 +177,8 @@ class FIDOptions(OptionsModel):
 
 
 class ValOptions(OptionsModel):
+    """`val:` keys every model reads (the validation loop); a model may extend them as its `val_options`."""
+
     val_freq: Union[int, None] = Field(None, ge=0, description='validate every this many iterations; 0 or none: never')
     save_img: bool = Field(False, description='write restored validation images')
     suffix: Union[str, None] = Field(None, description='file-name suffix of saved images (default: iteration or name)')
@@ -183,8 +187,13 @@ class ValOptions(OptionsModel):
     keep_best: Union[bool, str, KeepBestOptions, None] = Field(
         None, description='keep models/net_g_best.pth: {metric, dataset}, a metric name, or true (GANModel: fid)'
     )
-    grids: Union[GridOptions, None] = Field(None, description='GANModel: sample grids from fixed latents')
-    fid: Union[FIDOptions, None] = Field(None, description='GANModel: FID of generated samples against the val set')
+
+
+class GANValOptions(ValOptions):
+    """`val:` of GANModel: also sample grids and the FID of generated samples."""
+
+    grids: Union[GridOptions, None] = Field(None, description='sample grids from fixed latents')
+    fid: Union[FIDOptions, None] = Field(None, description='FID of generated samples against the val set')
 
 
 # ----------------------------------------------------------------------------------------------- logger, dist
@@ -223,9 +232,9 @@ class TopLevelOptions(OptionsModel):
     )
     path: Union[dict[str, Any], None] = Field(None, description='weights to load, resume state, output folders')
     train: Union[dict[str, Any], None] = Field(None, description="training settings; keys depend on model_type")
-    val: Union[ValOptions, None] = None
-    logger: Union[LoggerOptions, None] = None
-    dist_params: Union[DistParams, None] = None
+    val: Union[dict[str, Any], None] = Field(None, description="validation and test settings; keys: see val below")
+    logger: Union[LoggerOptions, None] = Field(None, description='log, tensorboard, checkpoint frequencies')
+    dist_params: Union[DistParams, None] = Field(None, description='torch.distributed settings')
     find_unused_parameters: bool = Field(False, description='passed to DistributedDataParallel')
     cudnn_benchmark: bool = Field(True, description='torch.backends.cudnn.benchmark')
     amp: Union[Literal['bf16', 'fp16'], Literal[False], None] = Field(

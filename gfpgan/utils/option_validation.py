@@ -19,9 +19,11 @@ from gfpgan.utils.option_schema import (
     NO_EFFECT,
     ComponentBlock,
     DatasetOptions,
+    GANValOptions,
     PathOptionsBase,
     TopLevelOptions,
     TrainOptionsBase,
+    ValOptions,
     network_path_fields,
 )
 from gfpgan.utils.options import OptionError
@@ -231,6 +233,14 @@ def train_options_model(model_cls: Any) -> type[TrainOptionsBase]:
     return _OpenTrainOptions  # a model that declares no recipe keys: the common ones are still checked
 
 
+def val_options_model(model_cls: Any) -> type[ValOptions]:
+    """The model's `val:` keys (`val_options`); a model that declares none gets GANModel's superset (transitional)."""
+    model = getattr(model_cls, 'val_options', None)
+    if isinstance(model, type) and issubclass(model, ValOptions):
+        return model
+    return GANValOptions
+
+
 class _OpenTrainOptions(TrainOptionsBase):
     model_config = TrainOptionsBase.model_config | {'extra': 'allow'}
 
@@ -292,10 +302,12 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
         check_component_fields(train, 'train', source, train_model.scheduler_keys)
         notices += no_effect_notices(train, 'train', source)
 
-    for name, metric in ((top.val.metrics if top.val else None) or {}).items():
-        check_component('metric', metric, f'val.metrics.{name}', source)
+    if top.val is not None:
+        val = check_block(val_options_model(model_cls), top.val, 'val', source)
+        for name, metric in (val.metrics or {}).items():
+            check_component('metric', metric, f'val.metrics.{name}', source)
     return notices
 
 
 __all__ = ['validate_options', 'check_block', 'check_component', 'registered', 'unknown_key_message',
-           'path_model', 'dataset_options_model', 'train_options_model']
+           'path_model', 'dataset_options_model', 'train_options_model', 'val_options_model']
