@@ -48,6 +48,7 @@ class RestorationModel(BaseModel):
         )
         if self.cri_pix is None and self.cri_perceptual is None:
             raise ValueError('RestorationModel: set train.pixel_opt and/or train.perceptual_opt.')
+        self.keep_best_target()  # a wrong val.keep_best fails here, not after the first validation
         self.optimizer_g = self.make_optimizer('optim_g', [p for p in self.net_g.parameters() if p.requires_grad])
         self.scaler_g = self.grad_scaler('g')
         self.setup_schedulers()
