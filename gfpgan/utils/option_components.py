@@ -18,6 +18,7 @@ from typing import Any, Callable, Literal, Optional, Union
 from pydantic import ConfigDict, Field, TypeAdapter, create_model
 
 from gfpgan.utils.option_schema import OptionsModel
+from gfpgan.utils.registry import Registry
 
 KINDS = ('arch', 'loss', 'optimizer', 'scheduler', 'metric', 'io_backend')
 
@@ -30,54 +31,18 @@ _SUPPLIED = {
 }
 
 
-def registry_for(kind: str) -> Any:
-    """The registry that names components of `kind`; optimizers and schedulers fall back to torch's own."""
+def registry_for(kind: str) -> Registry:
+    """The registry that names components of `kind` (arch, loss, optimizer, scheduler, metric, ...)."""
     from gfpgan.utils import registry
 
-    names = {'arch': 'ARCH_REGISTRY', 'loss': 'LOSS_REGISTRY', 'metric': 'METRIC_REGISTRY',
-             'dataset': 'DATASET_REGISTRY', 'model': 'MODEL_REGISTRY',
-             'optimizer': 'OPTIMIZER_REGISTRY', 'scheduler': 'SCHEDULER_REGISTRY', 'io_backend': 'IO_BACKEND_REGISTRY'}
-    found = getattr(registry, names[kind], None)
-    if found is not None:
-        return found
-    return _TorchFallback(kind)
+    return getattr(registry, f'{kind.upper()}_REGISTRY')
 
 
-class _TorchFallback:
-    """Registry-shaped lookup for optimizers / schedulers / io backends until the package registers them."""
-
-    def __init__(self, kind: str) -> None:
-        self._name = kind
-
-    def _table(self) -> dict[str, Any]:
-        import torch
-
-        if self._name == 'optimizer':
-            return {n: getattr(torch.optim, n) for n in ('Adam', 'AdamW', 'SGD')}
-        if self._name == 'scheduler':
-            from gfpgan.models import lr_scheduler
-
-            table = {n: c for n, c in vars(torch.optim.lr_scheduler).items()
-                     if isinstance(c, type) and n[0].isupper() and n.endswith(('LR', 'Plateau'))}
-            table.update(getattr(lr_scheduler, 'SCHEDULERS', {}))
-            return table
-        if self._name == 'io_backend':
-            from gfpgan.data.file_client import DiskBackend, LmdbBackend
-
-            return {'disk': DiskBackend, 'lmdb': LmdbBackend}
-        return {}
-
-    def keys(self) -> list[str]:
-        return sorted(self._table())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._table()
-
-    def get(self, name: str) -> Any:
-        return self._table()[name]
-
-    def meta(self, name: str) -> dict[str, Any]:
-        return {}
+def discover_all() -> None:
+    """Import every package component, models first (a model module may register further components, e.g.
+    DiffAugment), so that listings do not depend on what happened to be imported before."""
+    for kind in ('model', 'dataset', *KINDS):
+        registry_for(kind).keys()
 
 
 def _checkable(annotation: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from gfpgan.utils.option_components import component_models, registry_for
+from gfpgan.utils.option_components import component_models, discover_all, registry_for
 from gfpgan.utils.option_schema import ComponentBlock, TopLevelOptions
 from gfpgan.utils.option_validation import path_model, val_options_model
 
@@ -50,6 +50,7 @@ def _declared(registry_kind: str, attribute: str) -> dict[str, type[BaseModel]]:
 
 def build_json_schema() -> dict:
     """The whole schema: top level, datasets by type, network_* by arch, path, train by model_type, val, logger."""
+    discover_all()
     components = {k: component_models(k) for k in KINDS}
     datasets, trains = _declared('dataset', 'options'), _declared('model', 'train_options')
     vals = {n: val_options_model(c) for n, c in registry_for('model')}

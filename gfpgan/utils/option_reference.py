@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from gfpgan.utils.option_components import registry_for
+from gfpgan.utils.option_components import discover_all, registry_for
 from gfpgan.utils.option_schema import (
     NO_EFFECT,
     DatasetOptions,
@@ -100,6 +100,7 @@ def option_reference() -> str:
     """Markdown for every block of an option file, from the pydantic models that check it."""
     from pydantic import create_model
 
+    discover_all()
     out = ['#### Top level', '', _table(TopLevelOptions, extra=[
         '| `network_<x>` | mapping | | `type` = registered arch; the rest are its constructor arguments (checked '
         'against its signature); `<x>` is one of the networks the model builds |'])]
