@@ -13,10 +13,9 @@ nothing reads is declared with `upstream_only(...)`: accepted, with a one-line n
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from typing_extensions import Annotated
 
 __all__ = [
     'OptionsModel', 'upstream_only', 'ComponentBlock', 'ArchBlock', 'LossBlock', 'OptimizerBlock', 'SchedulerBlock',
