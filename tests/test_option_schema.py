@@ -126,6 +126,9 @@ def test_unknown_key_error_names_file_path_closest_and_valid_keys(edit, where, e
         (('num_gpu',), 'many', 'num_gpu', "'many'"),
         (('amp',), True, 'amp', 'write bf16 or fp16'),
         (('datasets', 'train', 'kernel_prob'), 0.5, 'datasets.train.kernel_prob', '0.5'),
+        (('datasets', 'train', 'kernel_prob'), [0.5, 'a'], 'datasets.train.kernel_prob[1]', "'a'"),
+        (('train', 'L1_opt'), 3, 'train.L1_opt', 'valid dictionary, got 3'),
+        (('val', 'keep_best'), {'metricx': 'psnr'}, 'val.keep_best.metricx', "Did you mean 'metric'?"),
     ],
 )
 def test_wrong_type_is_refused_naming_key_and_value(edit, value, where, expected):

@@ -59,9 +59,28 @@ def unknown_key_message(key: str, valid: Iterable[str], patterns: Iterable[str] 
     return f'unknown key.{hint} Valid keys: {", ".join(valid)}{more}.'
 
 
-def _describe_error(err: dict, model: type[BaseModel]) -> tuple[tuple, str]:
-    loc = tuple(err.get('loc', ()))
+def _key_path(loc: tuple, data: Any, keep_last: bool) -> tuple:
+    """The parts of a pydantic error location that are keys (or list indices) of the data.
+
+    Errors inside a union carry the member's name (`KeepBestOptions`, `int`, ...) in their location; those
+    are not keys of the file. A missing key is kept although the data lacks it.
+    """
+    path, node = [], data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif keep_last and i == len(loc) - 1:
+            path.append(part)
+    return tuple(path)
+
+
+def _describe_error(err: dict, model: type[BaseModel], data: Any) -> tuple[tuple, str]:
     kind = err.get('type', '')
+    loc = _key_path(tuple(err.get('loc', ())), data, keep_last=kind == 'missing')
     if kind == 'extra_forbidden':
         valid = _valid_keys_at(model, loc) or []
         return loc, unknown_key_message(str(loc[-1]), valid)
@@ -73,18 +92,7 @@ def _describe_error(err: dict, model: type[BaseModel]) -> tuple[tuple, str]:
         head, sep, tail = msg.partition(': ')
         if sep and head.isidentifier():  # a model validator naming its own key
             return (*loc, head), tail + '.'
-    # union errors carry the member type in the loc; keep the key path only
-    loc = tuple(p for p in loc if isinstance(p, int) or not _looks_like_type(p))
     return loc, f'{msg[0].lower() + msg[1:]}, got {err.get("input")!r}.'
-
-
-def _looks_like_type(part: Any) -> bool:
-    return isinstance(part, str) and (
-        part in ('int', 'float', 'str', 'bool', 'list', 'dict', 'tuple', 'none')
-        or part.startswith(('literal[', 'constrained-', 'function-', 'union[', 'lax-or-strict', 'json-or-python'))
-        or ('[' in part and ']' in part)
-        or part[:1].isupper()  # a sub-model's class name
-    )
 
 
 def _join(prefix: str, loc: Iterable[Any]) -> str:
@@ -105,13 +113,14 @@ def check_block(model: type[BaseModel], data: Any, where: str, source: str) -> B
     except ValidationError as err:
         # an unknown key first: a misspelt key also makes its correct spelling 'missing'
         errors = sorted(err.errors(include_url=False), key=lambda e: e.get('type') != 'extra_forbidden')
-        described = [_describe_error(e, model) for e in errors]
+        described = [_describe_error(e, model, data) for e in errors]
         loc, msg = described[0]
         same = [m for lc, m in described if lc == loc]
         if len(same) > 1:  # a value matching no member of a union: one message listing what would do
             wanted = ' or '.join(dict.fromkeys(m.split(', got ')[0].removeprefix('input should be ') for m in same))
             msg = f'expected {wanted}, got {errors[0].get("input")!r}.'
-        more = len(described) - len(same)
+        related = [lc for lc, _ in described if lc[:len(loc)] == loc or loc[:len(lc)] == lc]  # incl. union members
+        more = len(described) - len(related)
         more = f' ({more} more problem(s) in this block.)' if more else ''
         raise OptionError(f'{source}: {_join(where, loc)}: {msg}{more}') from None
 
