@@ -151,7 +151,7 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
     # ------------------------------------------------------------------ data
     def feed_data(self, data: dict) -> None:
         low, high = self.data_range
-        self.real = ((data['gt'].to(self.device, non_blocking=True).float() - low) / (high - low)) * 2 - 1
+        self.real = ((self.to_device(data['gt']).float() - low) / (high - low)) * 2 - 1
 
     def sample_latents(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
