@@ -176,9 +176,7 @@ def check_component(kind: str, block: Any, where: str, source: str) -> BaseModel
     require_type(kind, block, where, source)
     obj = registered(kind, block['type'], f'{where}.type', source)
     parsed = check_block(component_model(kind, block['type'], obj), block, where, source)
-    if kind == 'metric' and isinstance(block.get('network'), dict):  # an embedding network, e.g. identity
-        check_component('arch', block['network'], f'{where}.network', source)
-    if kind == 'loss' and isinstance(block.get('network'), dict):
+    if kind in ('metric', 'loss') and isinstance(block.get('network'), dict):  # an embedding net (identity)
         check_component('arch', block['network'], f'{where}.network', source)
     return parsed
 
@@ -235,11 +233,16 @@ class _OpenDatasetOptions(DatasetOptions):
     model_config = DatasetOptions.model_config | {'extra': 'allow'}
 
 
+class _OpenTrainOptions(TrainOptionsBase):
+    model_config = TrainOptionsBase.model_config | {'extra': 'allow'}
+
+
 def train_options_model(model_cls: Any) -> type[TrainOptionsBase]:
+    """The model's `train:` keys (`train_options`); a model that declares none: the common keys + anything."""
     model = getattr(model_cls, 'train_options', None)
     if isinstance(model, type) and issubclass(model, TrainOptionsBase):
         return model
-    return _OpenTrainOptions  # a model that declares no recipe keys: the common ones are still checked
+    return _OpenTrainOptions
 
 
 def val_options_model(model_cls: Any) -> type[ValOptions]:
@@ -248,10 +251,6 @@ def val_options_model(model_cls: Any) -> type[ValOptions]:
     if isinstance(model, type) and issubclass(model, ValOptions):
         return model
     return GANValOptions
-
-
-class _OpenTrainOptions(TrainOptionsBase):
-    model_config = TrainOptionsBase.model_config | {'extra': 'allow'}
 
 
 def check_dataset(phase_key: str, block: Any, source: str) -> DatasetOptions:
@@ -313,6 +312,7 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
 
     if top.val is not None:
         val = check_block(val_options_model(model_cls), top.val, 'val', source)
+        notices += no_effect_notices(val, 'val', source)
         for name, metric in (val.metrics or {}).items():
             check_component('metric', metric, f'val.metrics.{name}', source)
     return notices
