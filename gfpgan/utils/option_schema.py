@@ -87,7 +87,7 @@ class DatasetOptions(OptionsModel):
     `phase` is not written in files: it is the dataset key's text before the first `_` (train, val, test).
     """
 
-    type: str = Field(description='registered dataset class')
+    type: Union[str, None] = Field(None, description='registered dataset class (required in option files)')
     name: Union[str, None] = Field(None, description='shown in logs, validation tables and image folders')
     phase: Literal['train', 'val', 'test'] = Field('train', description='set from the key (train, val_2, ...)')
     batch_size_per_gpu: Union[int, None] = Field(None, ge=1, description='batch per process (required to train)')
