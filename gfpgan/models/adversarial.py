@@ -17,8 +17,6 @@ from gfpgan.utils.option_schema import LossBlock, OptimizerBlock, TrainOptionsBa
 class AdversarialTrainOptions(TrainOptionsBase):
     """`train:` keys of a generator trained against a main discriminator (`network_d`)."""
 
-    scheduler_keys = ('monitor', 'step_every')  # read by BaseModel for ReduceLROnPlateau
-
     gan_opt: LossBlock = Field(None, description='{type: GANLoss, gan_type: vanilla|lsgan|wgan|wgan_softplus|hinge}')
     optim_d: OptimizerBlock = Field(None, description='main discriminator optimizer')
     net_d_iters: int = Field(1, ge=1, description='n-critic: G is updated when iter % net_d_iters == 0')

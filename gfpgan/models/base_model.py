@@ -8,7 +8,8 @@ below, the recipe's `train:` options, optimizers and schedulers from their regis
 warm-up, training state, loss reduction.
 
 A recipe subclasses it, declares its `train:` keys as `train_options` (a pydantic model; the values are
-read from `self.train_opt`, so a declared key that nothing reads cannot exist) and fills in the hooks
+read from `self.train_opt`, so a declared key that nothing reads cannot exist), its `val:` keys as
+`val_options` and the networks it builds as `networks` (the option validator reads all three), and fills in the hooks
 `feed_data`, `optimize_parameters` and `save` (`test` and `get_current_visuals` serve paired restoration
 as they are).
 """
@@ -30,13 +31,15 @@ from gfpgan.models.validation import ValidationMixin
 from gfpgan.utils.checkpoint_io import save_checkpoint
 from gfpgan.utils.dist import all_reduce_sum, get_dist_info
 from gfpgan.utils.logger import get_root_logger
-from gfpgan.utils.option_schema import TrainOptionsBase
+from gfpgan.utils.option_schema import TrainOptionsBase, ValOptions
 
 
 class BaseModel(NetworkMixin, PrecisionMixin, PlateauMixin, ValidationMixin, DeviceDegradationMixin):
     """Shared machinery of training recipes; see the module docstring."""
 
-    train_options: ClassVar[type[TrainOptionsBase]] = TrainOptionsBase
+    train_options: ClassVar[type[TrainOptionsBase]] = TrainOptionsBase  # the `train:` keys it reads
+    val_options: ClassVar[type[ValOptions]] = ValOptions  # the `val:` keys it reads
+    networks: ClassVar[tuple[str, ...]] = ('g',)  # the <x> of every network_<x> block it builds
 
     def __init__(self, opt: dict) -> None:
         self.opt = opt

@@ -55,7 +55,7 @@ from gfpgan.models.networks import set_requires_grad
 from gfpgan.utils.checkpoint_io import atomic_write
 from gfpgan.utils.dist import get_dist_info
 from gfpgan.utils.image_io import imwrite
-from gfpgan.utils.option_schema import OptionsModel
+from gfpgan.utils.option_schema import GANValOptions, OptionsModel
 from gfpgan.utils.registry import MODEL_REGISTRY
 
 
@@ -90,6 +90,8 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
     """Any `network_g` (latent -> image) against any `network_d` (image -> logits); see the module docstring."""
 
     train_options = GANTrainOptions
+    val_options = GANValOptions
+    networks = ('g', 'd')
     default_plateau_monitor = 'l_g'
 
     def __init__(self, opt: dict) -> None:

@@ -69,6 +69,7 @@ class GFPGANModel(AdversarialMixin, BaseModel):
     """GFPGAN: `network_g` restores `lq` faces; see the module docstring for the recipe and options."""
 
     train_options = GFPGANTrainOptions
+    networks = ('g', 'd', *(f'd_{c}' for c in COMPONENTS), 'identity')
     output_range = (-1, 1)
 
     def __init__(self, opt: dict) -> None:
@@ -94,6 +95,9 @@ class GFPGANModel(AdversarialMixin, BaseModel):
         if given and len(given) != len(COMPONENTS):
             raise KeyError(f'GFPGANModel: network_d_{{left_eye,right_eye,mouth}} go together; only {given} given.')
         self.use_facial_disc = bool(given)
+        if not given and train.optim_component:
+            self.logger.info('train.optim_component: no effect without the facial component discriminators '
+                             '(network_d_left_eye/right_eye/mouth); upstream\'s simple recipe carries it.')
         self.net_d_comp: dict[str, nn.Module] = {}
         if self.use_facial_disc:
             if not train.gan_component_opt:

@@ -37,6 +37,9 @@ class NetworkMixin:
         """`opt[key]` built, loaded, on the device; wrapped (DDP, compile) when it is trained here."""
         from gfpgan.archs import build_network
 
+        if key[len('network_'):] not in type(self).networks:
+            raise RuntimeError(f'{type(self).__name__} builds {key} but does not declare it in `networks` '
+                               f'{type(self).networks}: the option validator would refuse the block.')
         net = build_network(self.opt[key], key)
         self.load_pretrained(net, key[len('network_'):], default_param_key)
         net = self.model_to_device(net, wrap=trainable and self.is_train)

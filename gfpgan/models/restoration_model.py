@@ -19,8 +19,6 @@ from gfpgan.utils.registry import MODEL_REGISTRY
 class RestorationTrainOptions(TrainOptionsBase):
     """`train:` keys of RestorationModel."""
 
-    scheduler_keys = ('monitor', 'step_every')  # read by BaseModel for ReduceLROnPlateau
-
     pixel_opt: LossBlock = Field(None, description='pixel loss, e.g. {type: L1Loss, loss_weight: 1}')
     perceptual_opt: LossBlock = Field(None, description='perceptual/style loss, e.g. {type: PerceptualLoss, ...}')
     ema_decay: float = Field(0.0, ge=0, lt=1, description='EMA of the network; 0: no EMA generator')
