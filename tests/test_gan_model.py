@@ -3,12 +3,14 @@ checkpoints and resume state, FID validation, and a short CPU training run that 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from gfpgan.archs.diffaugment import aug_prob_for_dataset_size
+from gfpgan.losses.regularizer_loss import DRAGANLoss, GradientPenaltyLoss, R1Loss
 from gfpgan.models import build_model
 
 LATENT = 16
@@ -55,7 +57,7 @@ def changed(before, net):
     ('lsgan', {'r1_reg_weight': 1.0}),
     ('wgan', {'gp_weight': 10.0}),
     ('wgan_softplus', {'r1_reg_weight': 0.5, 'net_d_reg_every': 2}),
-    ('hinge', {}),
+    ('hinge', {'dragan_weight': 1.0}),
 ])
 def test_each_gan_loss_type_trains_d_to_separate_and_updates_g(tmp_path, gan_type, extra):
     torch.manual_seed(0)
@@ -73,9 +75,14 @@ def test_each_gan_loss_type_trains_d_to_separate_and_updates_g(tmp_path, gan_typ
     assert gaps[-1] > max(10 * abs(gaps[0]), 0.02), gaps  # D(x) - D(G(z)) grew from ~0
     if gan_type == 'vanilla':
         assert 0 < log['D(G(z))_d'] < log['D(x)'] < 1  # logged as probabilities for BCE
+    penalties = {'r1_reg_weight': ('l_d_r1', R1Loss), 'gp_weight': ('l_d_gp', GradientPenaltyLoss),
+                 'dragan_weight': ('l_d_dragan', DRAGANLoss)}
     for key in extra:
-        if key in ('r1_reg_weight', 'gp_weight'):
-            assert {'r1_reg_weight': 'l_d_r1', 'gp_weight': 'l_d_gp'}[key] in log
+        if key in penalties:  # logged, and computed by the registered loss (one implementation)
+            name, cls = penalties[key]
+            assert name in log and math.isfinite(log[name])
+            assert isinstance({'l_d_r1': model.cri_r1, 'l_d_gp': model.cri_gp, 'l_d_dragan': model.cri_dragan}[name],
+                              cls)
     model.feed_data(real_batch())
     model.optimize_parameters(13)
     log = model.get_current_log()
