@@ -19,7 +19,6 @@ from gfpgan.utils.option_schema import (
     NO_EFFECT,
     ComponentBlock,
     DatasetOptions,
-    GANValOptions,
     PathOptionsBase,
     TopLevelOptions,
     TrainOptionsBase,
@@ -246,11 +245,11 @@ def train_options_model(model_cls: Any) -> type[TrainOptionsBase]:
 
 
 def val_options_model(model_cls: Any) -> type[ValOptions]:
-    """The model's `val:` keys (`val_options`); a model that declares none gets GANModel's superset (transitional)."""
+    """The model's `val:` keys (`val_options`); the common ones for a model that declares none."""
     model = getattr(model_cls, 'val_options', None)
     if isinstance(model, type) and issubclass(model, ValOptions):
         return model
-    return GANValOptions
+    return ValOptions
 
 
 def check_dataset(phase_key: str, block: Any, source: str) -> DatasetOptions:
