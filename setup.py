@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 CORE = ['torch>=2.1', 'numpy>=1.24', 'opencv-python-headless>=4.8,<5', 'pyyaml>=6.0', 'tqdm>=4.60', 'scipy>=1.10',
-        'lmdb>=1.4', 'safetensors>=0.4', 'tensorboard>=2.12']
+        'lmdb>=1.4', 'safetensors>=0.4', 'tensorboard>=2.12', 'pydantic>=2.7']
 
 setup(
     name='gfpgan',

@@ -107,6 +107,29 @@ def load_resume_state(opt: dict) -> dict | None:
     return None
 
 
+def remove_stale_temporaries(experiments_root: str) -> list[str]:
+    """Delete the hidden temporary files (`.<name>.<random>.tmp`, see `atomic_write`) that a run killed
+    during a save left under its experiment folder; returns what was removed.
+
+    A resumed run calls it on rank 0 before it writes anything, so no save of its own is in flight.
+    """
+    import logging
+    import re
+
+    pattern = re.compile(r'^\..+\.tmp$')
+    removed = []
+    for root, _, files in os.walk(experiments_root):
+        for name in files:
+            if pattern.match(name):
+                os.remove(osp.join(root, name))
+                removed.append(osp.join(root, name))
+    if removed:
+        logging.getLogger('gfpgan').warning(
+            f'Removed {len(removed)} temporary file(s) left by an interrupted save: {", ".join(removed)}'
+        )
+    return removed
+
+
 def _shutdown(tb_logger: Any, synchronize: bool = True) -> None:
     from gfpgan.utils.dist import shutdown_dist
 
@@ -136,15 +159,14 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
 
     opt, _ = parse_options(root_path, is_train=True, argv=argv)
     torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', True))
-    if opt['num_gpu'] == 0:
-        # Adam's second moments decay into denormals on long CPU runs, making each step ~100x slower.
-        torch.set_flush_denormal(True)
     resume_state = load_resume_state(opt)
     make_exp_dirs(opt, resumed=resume_state is not None)
     barrier()
     copy_opt_file(opt['opt_path'], opt['path']['experiments_root'])
     log_file = osp.join(opt['path']['log'], f'train_{opt["name"]}_{get_time_str()}.log')
     logger = get_root_logger(log_file=log_file)
+    if resume_state is not None and opt['rank'] == 0:  # before this run saves anything of its own
+        remove_stale_temporaries(opt['path']['experiments_root'])
     logger.info(get_env_info())
     logger.info('\n' + dict2str(opt))
     tb_logger = None

@@ -3,12 +3,14 @@ checkpoints and resume state, FID validation, and a short CPU training run that 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from gfpgan.archs.diffaugment import aug_prob_for_dataset_size
+from gfpgan.losses.regularizer_loss import DRAGANLoss, GradientPenaltyLoss, R1Loss
 from gfpgan.models import build_model
 
 LATENT = 16
@@ -55,7 +57,7 @@ def changed(before, net):
     ('lsgan', {'r1_reg_weight': 1.0}),
     ('wgan', {'gp_weight': 10.0}),
     ('wgan_softplus', {'r1_reg_weight': 0.5, 'net_d_reg_every': 2}),
-    ('hinge', {}),
+    ('hinge', {'dragan_weight': 1.0}),
 ])
 def test_each_gan_loss_type_trains_d_to_separate_and_updates_g(tmp_path, gan_type, extra):
     torch.manual_seed(0)
@@ -73,9 +75,14 @@ def test_each_gan_loss_type_trains_d_to_separate_and_updates_g(tmp_path, gan_typ
     assert gaps[-1] > max(10 * abs(gaps[0]), 0.02), gaps  # D(x) - D(G(z)) grew from ~0
     if gan_type == 'vanilla':
         assert 0 < log['D(G(z))_d'] < log['D(x)'] < 1  # logged as probabilities for BCE
+    penalties = {'r1_reg_weight': ('l_d_r1', R1Loss), 'gp_weight': ('l_d_gp', GradientPenaltyLoss),
+                 'dragan_weight': ('l_d_dragan', DRAGANLoss)}
     for key in extra:
-        if key in ('r1_reg_weight', 'gp_weight'):
-            assert {'r1_reg_weight': 'l_d_r1', 'gp_weight': 'l_d_gp'}[key] in log
+        if key in penalties:  # logged, and computed by the registered loss (one implementation)
+            name, cls = penalties[key]
+            assert name in log and math.isfinite(log[name])
+            assert isinstance({'l_d_r1': model.cri_r1, 'l_d_gp': model.cri_gp, 'l_d_dragan': model.cri_dragan}[name],
+                              cls)
     model.feed_data(real_batch())
     model.optimize_parameters(13)
     log = model.get_current_log()
@@ -187,14 +194,16 @@ def test_plateau_monitor_must_be_a_logged_value(tmp_path):
 
 def test_amp_bf16_on_cpu_trains(tmp_path):
     torch.manual_seed(0)
-    model = build_model(make_opt(tmp_path, amp='bf16'))
+    opt = make_opt(tmp_path)
+    opt['amp'] = 'bf16'
+    model = build_model(opt)
     before = params(model.net_g)
     model.feed_data(real_batch())
     model.optimize_parameters(1)
     assert changed(before, model.net_g)
     assert all(torch.isfinite(torch.tensor(v)) for v in model.get_current_log().values())
     with pytest.raises(ValueError, match="amp: expected"):
-        build_model(make_opt(tmp_path, amp='fp8'))
+        build_model({**opt, 'amp': 'fp8'})
 
 
 def test_diffaug_and_lightweight_gan_with_aux_loss(tmp_path):
@@ -248,7 +257,7 @@ def test_grids_checkpoints_loss_curve_and_resume_state(tmp_path):
     path = model.save_training_state(0, 3)
     state = load_checkpoint(path)
     assert [h['iter'] for h in state['gan_model']['history']] == [1.0, 2.0, 3.0]
-    assert state['gan_model']['plateau_acc'] == [pytest.approx(model.history[-1]['l_g']), 1]
+    assert state['plateau_acc'] == [pytest.approx(model.history[-1]['l_g']), 1]
     fresh = build_model(copy.deepcopy(opt))
     fresh.resume_training(state)
     assert fresh.history == model.history and fresh._plateau_count == 1

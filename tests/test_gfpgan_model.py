@@ -107,6 +107,24 @@ def test_step_logs_upstream_keys_with_finite_values(trained):
     assert early['l_g_comp_style_loss'] > 0 and early['l_identity'] > 0 and early['l_d_r1'] > 0
 
 
+def test_identity_and_r1_terms_are_the_registered_losses(trained):
+    """One implementation per idea: the recipe's identity and R1 terms are IdentityLoss and R1Loss."""
+    from gfpgan.archs.identity_embedding import gray_resize_for_identity
+    from gfpgan.losses.identity_loss import IdentityLoss
+    from gfpgan.losses.regularizer_loss import R1Loss
+
+    model, opt = trained['model'], trained['opt']
+    assert isinstance(model.cri_identity, IdentityLoss) and model.cri_identity.net is model.network_identity
+    r1 = opt['train']['r1_reg_weight']
+    assert isinstance(model.cri_r1, R1Loss) and model.cri_r1.loss_weight == r1 / 2 * opt['train']['net_d_reg_every']
+    out, gt = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    net = model.network_identity
+    with torch.no_grad():  # upstream's formula: L1(arcface(gray(out)), arcface(gray(gt))) * identity_weight
+        expected = F.l1_loss(net(gray_resize_for_identity(out)), net(gray_resize_for_identity(gt)))
+        assert model.cri_identity(out, gt).item() == pytest.approx(expected.item() * opt['train']['identity_weight'],
+                                                                   rel=1e-5)
+
+
 def test_step_updates_trainable_parts_only(trained):
     model, before = trained['model'], trained['before']
     assert changed(before['g'], model.net_g)

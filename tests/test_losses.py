@@ -159,23 +159,51 @@ def test_gram_matrix_definition():
     torch.testing.assert_close(gram_matrix(f)[0], flat @ flat.T / 12)
 
 
+def _torchvision_format(net, names) -> dict:
+    """A VGGFeatureExtractor's weights under torchvision's `features.N.*` keys."""
+    state = {}
+    for name, module in net.vgg_net.named_children():
+        for key, value in module.state_dict().items():
+            state[f'features.{names.index(name)}.{key}'] = value
+    return state
+
+
+def test_perceptual_loss_takes_torchvision_vgg19_from_the_hub_cache(tmp_path, monkeypatch):
+    """No vgg_weights_path: upstream's torchvision file in torch's hub cache; offline without it, a clear error."""
+    from gfpgan.archs.vgg_arch import VGGFeatureExtractor, vgg_layer_names
+
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.setenv('GFPGAN_OFFLINE', '1')
+    cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'vgg19-dcbb9e9d.pth'
+    with pytest.raises(FileNotFoundError, match='vgg19-dcbb9e9d.pth') as err:
+        PerceptualLoss({'conv1_2': 1.0})
+    assert str(cached) in str(err.value) and 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth' in str(err.value)
+    assert 'allow_random_vgg' in str(err.value)
+    torch.manual_seed(3)
+    source = VGGFeatureExtractor(['conv1_2'], vgg_type='vgg19')  # only the layers up to conv1_2 are read
+    names = vgg_layer_names('vgg19')
+    state = _torchvision_format(source, names)
+    for i, name in enumerate(names):  # the deeper layers as placeholders: keeps the file small
+        if name.startswith('conv') and f'features.{i}.weight' not in state:
+            state[f'features.{i}.weight'] = torch.zeros(1)
+    save_checkpoint(state, cached)
+    loss = build_loss({'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 1.0}})
+    for key, value in source.vgg_net.state_dict().items():
+        assert torch.equal(loss.vgg.vgg_net.state_dict()[key], value)
+
+
 def test_perceptual_loss_vgg_weights_required_and_loaded(tmp_path):
-    with pytest.raises(ValueError, match='vgg_weights_path'):
-        PerceptualLoss({'relu1_1': 1.0})
     missing = tmp_path / 'nope' / 'vgg19.pth'
     with pytest.raises(FileNotFoundError, match=str(missing)):
         PerceptualLoss({'relu1_1': 1.0}, vgg_weights_path=str(missing))
+    with pytest.raises(FileNotFoundError, match=str(missing)):  # an explicit file is never replaced by random
+        PerceptualLoss({'relu1_1': 1.0}, vgg_weights_path=str(missing), allow_random_vgg=True)
     from gfpgan.archs.vgg_arch import VGGFeatureExtractor, vgg_layer_names
 
     # round trip: a torchvision-format vgg11 file written here is what the loss's VGG computes with
     source = VGGFeatureExtractor(['pool5'], vgg_type='vgg11', use_input_norm=False)
-    names = vgg_layer_names('vgg11')
-    state = {}
-    for name, module in source.vgg_net.named_children():
-        for key, value in module.state_dict().items():
-            state[f'features.{names.index(name)}.{key}'] = value
     path = tmp_path / 'vgg11.pth'
-    save_checkpoint(state, path)
+    save_checkpoint(_torchvision_format(source, vgg_layer_names('vgg11')), path)
     loss = build_loss({'type': 'PerceptualLoss', 'layer_weights': {'conv2_1': 1.0}, 'vgg_type': 'vgg11',
                        'use_input_norm': False, 'vgg_weights_path': str(path)})
     x, gt = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)

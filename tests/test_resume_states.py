@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gfpgan.train import load_resume_state, prune_checkpoints
+from gfpgan.train import load_resume_state, prune_checkpoints, remove_stale_temporaries
 from gfpgan.utils.checkpoint_io import save_checkpoint
 
 
@@ -51,3 +51,18 @@ def test_prune_keeps_newest_iterations_and_latest(tmp_path):
         'net_g_15.pth',
         'net_g_latest.pth',
     ]
+
+
+def test_resumed_run_removes_only_the_temporaries_of_interrupted_saves(tmp_path):
+    """What a SIGKILL inside `atomic_write` leaves (`.<name>.<random>.tmp`) goes; nothing else does."""
+    root = tmp_path / 'exp'
+    (root / 'models').mkdir(parents=True)
+    (root / 'visualization' / 'face').mkdir(parents=True)
+    stale = [root / 'models' / '.net_g_30.pth.x1y2.tmp', root / '.1.state.abc.tmp',
+             root / 'visualization' / 'face' / '.face_30.png.q.tmp']
+    keep = [root / 'models' / 'net_g_20.pth', root / 'models' / 'notes.tmp', root / 'models' / '.hidden']
+    for p in stale + keep:
+        p.write_bytes(b'x')
+    removed = remove_stale_temporaries(str(root))
+    assert sorted(removed) == sorted(str(p) for p in stale)
+    assert all(not p.exists() for p in stale) and all(p.exists() for p in keep)

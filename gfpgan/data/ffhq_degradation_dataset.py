@@ -11,16 +11,19 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Literal, Union
 
 import cv2
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 from torch.utils.data import Dataset
 
 from gfpgan.data import degradations as deg
 from gfpgan.data.degradations_torch import color_jitter_pt, normalize
 from gfpgan.data.file_client import build_file_client, is_lmdb, paths_from_folder, read_meta_info, read_or_skip
 from gfpgan.utils.image_io import imfrombytes, img2tensor
+from gfpgan.utils.option_schema import ImageFilesOptions
 from gfpgan.utils.registry import DATASET_REGISTRY
 
 PARTS = ('left_eye', 'right_eye', 'mouth')
@@ -76,59 +79,87 @@ def component_boxes(
     return out
 
 
+class FFHQDegradationOptions(ImageFilesOptions):
+    """Upstream's keys (defaults: upstream's train_gfpgan_v1.yml) plus `hflip_prob`, `seed`, `component_key`,
+    `skip_bad_images`, `degrade_on` and `jpeg_mode`."""
+
+    dataroot_gt: str = Field(description='folder (or .lmdb) of aligned square faces')
+    out_size: int = Field(512, ge=8, description='gt/lq side; other sizes are resized to it')
+    use_hflip: bool = Field(True, description='random horizontal flip (eyes swap roles)')
+    hflip_prob: float = Field(0.5, ge=0, le=1, description='probability of the flip')
+    seed: Union[int, None] = Field(None, description='each index always draws the same degradation (validation)')
+    blur_kernel_size: int = Field(41, ge=1, description='side of the random blur kernel')
+    kernel_list: list[str] = Field(['iso', 'aniso'], description='blur kernel kinds (iso, aniso)')
+    kernel_prob: list[float] = Field([0.5, 0.5], description='probability of each kernel kind')
+    blur_sigma: list[float] = Field([0.1, 10], min_length=2, max_length=2, description='blur sigma range')
+    downsample_range: list[float] = Field([0.8, 8], min_length=2, max_length=2, description='downsampling factors')
+    noise_range: Union[list[float], None] = Field([0, 20], description='Gaussian noise sigma range (0..255); none: off')
+    jpeg_range: Union[list[float], None] = Field([60, 100], description='JPEG quality range; none: off')
+    color_jitter_prob: Union[float, None] = Field(None, ge=0, le=1, description='probability of a color shift')
+    color_jitter_shift: float = Field(20, ge=0, description='largest color shift (0..255)')
+    color_jitter_pt_prob: Union[float, None] = Field(None, ge=0, le=1, description='probability of tensor jitter')
+    brightness: tuple[float, float] = Field((0.5, 1.5), description='tensor color jitter: brightness range')
+    contrast: tuple[float, float] = Field((0.5, 1.5), description='tensor color jitter: contrast range')
+    saturation: tuple[float, float] = Field((0, 1.5), description='tensor color jitter: saturation range')
+    hue: tuple[float, float] = Field((-0.1, 0.1), description='tensor color jitter: hue range')
+    gray_prob: Union[float, None] = Field(None, ge=0, le=1, description='probability of a gray lq')
+    gt_gray: bool = Field(False, description='make gt gray too when lq is')
+    crop_components: bool = Field(False, description='return eye/mouth boxes (needs component_path)')
+    component_path: Union[str, None] = Field(None, description='eye/mouth landmark file (.pth or .json)')
+    component_key: Literal['name', 'index'] = Field('name', description="name: file stem; index: upstream's %08d")
+    eye_enlarge_ratio: float = Field(1, gt=0, description='eye boxes grow by this factor')
+    degrade_on: Literal['worker', 'device'] = Field(
+        'worker', description='device: return gt only; the model degrades whole batches on its device'
+    )
+    jpeg_mode: Literal['opencv', 'skip'] = Field('opencv', description='degrade_on device: JPEG via OpenCV, or skip')
+
+    @model_validator(mode='after')
+    def _consistent(self) -> FFHQDegradationOptions:
+        if self.crop_components and not self.component_path:
+            raise ValueError('component_path: crop_components needs the eye/mouth landmark file')
+        if self.degrade_on == 'device' and self.phase != 'train':
+            raise ValueError('degrade_on: device degrades training batches only; validation sets degrade in workers')
+        return self
+
+
 @DATASET_REGISTRY.register()
 class FFHQDegradationDataset(Dataset):
     """Aligned faces (gt) and their blind degradation (lq): blur, downsample, noise, JPEG, color.
 
-    Upstream options: `dataroot_gt`, `io_backend` ({type: disk|lmdb}), `mean`, `std`, `out_size`,
-    `use_hflip`, `blur_kernel_size`, `kernel_list`, `kernel_prob`, `blur_sigma`, `downsample_range`,
-    `noise_range`, `jpeg_range`, `crop_components`, `component_path`, `eye_enlarge_ratio`,
-    `color_jitter_prob`, `color_jitter_shift`, `color_jitter_pt_prob`, `brightness`, `contrast`,
-    `saturation`, `hue`, `gray_prob`, `gt_gray` (defaults: upstream's train_gfpgan_v1.yml).
-    Added: `hflip_prob` (0.5); `seed` (each index then always gets the same draw: validation, tests;
-    without it the draw follows numpy's global RNG, which `SeededDataset` seeds per sample);
-    `component_key` (`name`: the file name, `index`: upstream's `'%08d' % index`); `skip_bad_images`;
-    `degrade_on` (`worker`; `device`: return only gt in [0, 1] and boxes, for the model to degrade whole
-    batches on the GPU with `GPUFFHQDegrader(dataset options)`, which also applies mean/std).
+    Options: `FFHQDegradationOptions` (upstream's, plus `hflip_prob`; `seed`: each index then always gets
+    the same draw, for validation and tests, while without it the draw follows numpy's global RNG, which
+    `SeededDataset` seeds per sample; `component_key`; `skip_bad_images`; `degrade_on: device`, which
+    returns only gt in [0, 1] and boxes for the model to degrade whole batches with `GPUFFHQDegrader`).
     gt images whose size differs from `out_size` are resized to it (component boxes scaled to match).
     Returns `lq`, `gt` (RGB CHW float), `gt_path` and, with `crop_components`, the three `loc_*` boxes.
     """
 
+    options = FFHQDegradationOptions
+
     def __init__(self, opt: dict) -> None:
         self.opt = opt
-        self.gt_folder = str(opt['dataroot_gt'])
-        self.io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
-        self.io_backend_opt = self.io_backend  # BasicSR's name for it
-        self.mean, self.std = opt.get('mean'), opt.get('std')
-        self.out_size = int(opt.get('out_size', 512))
-        self.use_hflip = bool(opt.get('use_hflip', True))
-        self.hflip_prob = float(opt.get('hflip_prob', 0.5))
-        self.kernel_size = self.blur_kernel_size = int(opt.get('blur_kernel_size', 41))  # ours, upstream's
-        self.kernel_list = list(opt.get('kernel_list', ['iso', 'aniso']))
-        self.kernel_prob = list(opt.get('kernel_prob', [0.5, 0.5]))
-        self.blur_sigma = list(opt.get('blur_sigma', [0.1, 10]))
-        self.downsample_range = list(opt.get('downsample_range', [0.8, 8]))
-        self.noise_range = opt.get('noise_range', [0, 20])
-        self.jpeg_range = opt.get('jpeg_range', [60, 100])
-        self.color_jitter_prob = opt.get('color_jitter_prob')
-        self.color_jitter_shift = float(opt.get('color_jitter_shift', 20)) / 255.0
-        self.color_jitter_pt_prob = opt.get('color_jitter_pt_prob')
-        self.gray_prob = opt.get('gray_prob')
-        self.gt_gray = bool(opt.get('gt_gray', False))
-        self.seed = opt.get('seed')
-        self.skip_bad_images = bool(opt.get('skip_bad_images', False))
-        self.crop_components = bool(opt.get('crop_components', False))
-        self.eye_enlarge_ratio = float(opt.get('eye_enlarge_ratio', 1))
-        self.degrade_on = opt.get('degrade_on', 'worker')
-        if self.degrade_on not in ('worker', 'device'):
-            raise ValueError(f"degrade_on must be 'worker' or 'device', got {self.degrade_on!r}.")
-        self.component_key = opt.get('component_key', 'name')
-        if self.component_key not in ('name', 'index'):
-            raise ValueError(f"component_key must be 'name' or 'index', got {self.component_key!r}.")
+        self.o = o = self.options.parse(opt, type(self).__name__)
+        self.gt_folder = o.dataroot_gt
+        self.io_backend = self.io_backend_opt = dict(o.io_backend or {'type': 'disk'})
+        self.mean, self.std = o.mean, o.std
+        self.out_size = o.out_size
+        self.use_hflip, self.hflip_prob = o.use_hflip, o.hflip_prob
+        self.kernel_size, self.kernel_list, self.kernel_prob = o.blur_kernel_size, o.kernel_list, o.kernel_prob
+        self.blur_kernel_size = self.kernel_size  # upstream's name
+        self.blur_sigma, self.downsample_range = o.blur_sigma, o.downsample_range
+        self.noise_range, self.jpeg_range = o.noise_range, o.jpeg_range
+        self.color_jitter_prob = o.color_jitter_prob
+        self.color_jitter_shift = o.color_jitter_shift / 255.0
+        self.color_jitter_pt_prob = o.color_jitter_pt_prob
+        self.gray_prob, self.gt_gray = o.gray_prob, o.gt_gray
+        self.seed = o.seed
+        self.skip_bad_images = o.skip_bad_images
+        self.crop_components = o.crop_components
+        self.eye_enlarge_ratio = o.eye_enlarge_ratio
+        self.degrade_on = o.degrade_on
+        self.component_key = o.component_key
         if self.crop_components:
-            if not opt.get('component_path'):
-                raise KeyError('FFHQDegradationDataset: crop_components needs component_path (the eye/mouth file).')
-            self.components = self.components_list = load_components(opt['component_path'])  # ours, upstream's
+            self.components = self.components_list = load_components(o.component_path)  # ours, upstream's
 
         if not os.path.exists(self.gt_folder):
             raise FileNotFoundError(
@@ -187,9 +218,8 @@ class FFHQDegradationDataset(Dataset):
                 img_gt = deg.to_gray3(img_gt)
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         if self.color_jitter_pt_prob is not None and rng.uniform() < self.color_jitter_pt_prob:
-            opt = self.opt
-            img_lq = color_jitter_pt(img_lq, opt.get('brightness', (0.5, 1.5)), opt.get('contrast', (0.5, 1.5)),
-                                     opt.get('saturation', (0, 1.5)), opt.get('hue', (-0.1, 0.1)), rng)
+            o = self.o
+            img_lq = color_jitter_pt(img_lq, o.brightness, o.contrast, o.saturation, o.hue, rng)
         img_lq = (img_lq * 255.0).round_().clamp_(0, 255).div_(255.0)
         out['lq'], out['gt'] = normalize(img_lq, self.mean, self.std), normalize(img_gt, self.mean, self.std)
         out['gt_path'] = gt_path

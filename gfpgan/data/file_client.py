@@ -1,6 +1,7 @@
 """Where image bytes come from: plain files or lmdb databases, chosen by an `io_backend` option dict.
 
-`io_backend: {type: disk}` reads paths; `io_backend: {type: lmdb}` reads keys from databases made by
+Backends are registered in IO_BACKEND_REGISTRY by their `type` name. `io_backend: {type: disk}` reads
+paths; `io_backend: {type: lmdb}` reads keys from databases made by
 `scripts/create_lmdb.py` (BasicSR layout: `data.mdb` + `meta_info.txt` with lines
 `00000000.png (512,512,3) 1`, key = file name without extension). lmdb environments are opened lazily,
 read-only and without locks, and shared by all readers of a database in a process.
@@ -12,8 +13,10 @@ import os
 from pathlib import Path
 
 from gfpgan.utils.image_io import ImageReadError, is_image_file
+from gfpgan.utils.registry import IO_BACKEND_REGISTRY
 
 
+@IO_BACKEND_REGISTRY.register(name='disk')
 class DiskBackend:
     def get(self, path: str, client_key: str = 'default') -> bytes:
         try:
@@ -56,6 +59,7 @@ def close_lmdb(path: str | os.PathLike) -> None:
         cached[1].close()
 
 
+@IO_BACKEND_REGISTRY.register(name='lmdb')
 class LmdbBackend:
     """Reads values by key from one or more lmdb databases (`client_keys` name them), opened on first use."""
 
@@ -86,16 +90,27 @@ class LmdbBackend:
 
 
 def build_file_client(io_backend: dict | None, db_paths=None, client_keys='default'):
-    """A `DiskBackend` or `LmdbBackend` from an option dict like `{type: lmdb}`."""
+    """The registered backend `io_backend['type']` (default `disk`) with the block's other keys.
+
+    A backend that reads databases (its constructor takes `db_paths`) gets the dataset's `db_paths` and
+    `client_keys`; what the block itself says about those is the dataset's business, not the backend's.
+    """
+    import inspect
+
     opt = dict(io_backend or {'type': 'disk'})
     kind = opt.pop('type', 'disk')
-    if kind == 'disk':
-        return DiskBackend()
-    if kind == 'lmdb':
+    if kind not in IO_BACKEND_REGISTRY:
+        choices = ', '.join(IO_BACKEND_REGISTRY.keys())
+        raise ValueError(f'io_backend type {kind!r} is not registered; choices: {choices}.')
+    cls = IO_BACKEND_REGISTRY.get(kind)
+    if 'db_paths' in inspect.signature(cls).parameters:
         opt.pop('db_paths', None)
         opt.pop('client_keys', None)
-        return LmdbBackend(db_paths, client_keys, **opt)
-    raise ValueError(f"io_backend type must be 'disk' or 'lmdb', got {kind!r}.")
+        return cls(db_paths, client_keys, **opt)
+    try:
+        return cls(**opt)
+    except TypeError as err:
+        raise TypeError(f'io_backend (type {kind}): {err}.') from err
 
 
 def paths_from_folder(folder: str | os.PathLike, recursive: bool = False) -> list[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
 
 import numpy as np
+from pydantic import Field, model_validator
 from torch.utils.data import Dataset
 
 from gfpgan.data.degradations import as_rng
@@ -20,6 +22,7 @@ from gfpgan.data.file_client import (
 )
 from gfpgan.data.transforms import augment, paired_random_crop
 from gfpgan.utils.image_io import imfrombytes, img2tensor
+from gfpgan.utils.option_schema import ImageFilesOptions
 from gfpgan.utils.registry import DATASET_REGISTRY
 
 
@@ -63,38 +66,54 @@ def paired_paths(lq_folder: str, gt_folder: str, filename_tmpl: str = '{}', lmdb
     return pairs
 
 
+class PairedImageOptions(ImageFilesOptions):
+    dataroot_gt: str = Field(description='folder (or .lmdb) of gt images')
+    dataroot_lq: str = Field(description='folder (or .lmdb) of lq images')
+    filename_tmpl: str = Field('{}', description="lq name of gt 'name': filename_tmpl.format(name)")
+    scale: int = Field(1, ge=1, description='gt size / lq size')
+    gt_size: Union[int, None] = Field(None, ge=1, description='train: gt crop size (required to train)')
+    use_hflip: bool = Field(True, description='train: random horizontal flip')
+    use_flip: Union[bool, None] = Field(None, description='older BasicSR name of use_hflip (wins when given)')
+    use_rot: bool = Field(True, description='train: random vertical flip and 90-degree rotation')
+    meta_info_file: Union[str, None] = Field(None, description='disk: a file listing the gt names to use, in order')
+    seed: Union[int, None] = Field(None, description='train: each index always draws the same crop and flips')
+
+    @model_validator(mode='after')
+    def _train_crops(self) -> PairedImageOptions:
+        if self.phase == 'train' and self.gt_size is None:
+            raise ValueError('gt_size: the train phase needs the gt crop size')
+        return self
+
+
 @DATASET_REGISTRY.register()
 class PairedImageDataset(Dataset):
     """lq/gt pairs, BasicSR's `PairedImageDataset` for super-resolution and restoration.
 
-    Options: `dataroot_gt`, `dataroot_lq`, `io_backend` ({type: disk|lmdb}), `filename_tmpl` ('{}'),
-    `meta_info_file` (disk: the gt names to use, in order), `scale`, `phase`, and for training `gt_size`,
-    `use_hflip` (or its older name `use_flip`), `use_rot`; `mean`, `std`, `seed`, `skip_bad_images`.
-
+    Options: `PairedImageOptions` (BasicSR's keys, `use_flip` and `meta_info_file` included).
     Training crops aligned random patches (`gt_size` of gt, `gt_size // scale` of lq at the same place)
     and flips/rotates both alike; other phases crop gt to `scale` times the lq size. Returns `lq`, `gt`
     (RGB CHW float), `lq_path`, `gt_path`.
     """
 
+    options = PairedImageOptions
+
     def __init__(self, opt: dict) -> None:
         self.opt = opt
-        self.io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
-        self.io_backend_opt = self.io_backend  # BasicSR's name for it
-        self.gt_folder, self.lq_folder = str(opt['dataroot_gt']), str(opt['dataroot_lq'])
-        self.scale = int(opt.get('scale', 1))
-        self.mean, self.std = opt.get('mean'), opt.get('std')
-        self.phase = opt.get('phase', 'train')
-        self.seed = opt.get('seed')
+        self.o = o = self.options.parse(opt, type(self).__name__)
+        self.io_backend = self.io_backend_opt = dict(o.io_backend or {'type': 'disk'})
+        self.gt_folder, self.lq_folder = o.dataroot_gt, o.dataroot_lq
+        self.scale = o.scale
+        self.mean, self.std = o.mean, o.std
+        self.phase = o.phase
+        self.seed = o.seed
         lmdb = is_lmdb(self.io_backend)
-        self.filename_tmpl = opt.get('filename_tmpl', '{}')
-        self.pairs = self.paths = paired_paths(self.lq_folder, self.gt_folder, self.filename_tmpl, lmdb,
-                                               opt.get('meta_info_file'))  # ours, BasicSR's
+        self.filename_tmpl = o.filename_tmpl
+        self.pairs = self.paths = paired_paths(self.lq_folder, self.gt_folder, o.filename_tmpl, lmdb,
+                                               o.meta_info_file)  # ours, BasicSR's
         if lmdb:
             self.file_client = build_file_client(self.io_backend, [self.lq_folder, self.gt_folder], ['lq', 'gt'])
         else:
             self.file_client = build_file_client(self.io_backend)
-        if self.phase == 'train' and 'gt_size' not in opt:
-            raise KeyError("PairedImageDataset: the train phase needs 'gt_size' (the gt crop size).")
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -107,14 +126,13 @@ class PairedImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         index, img_gt, img_lq = read_or_skip(self._read, index, len(self.pairs),
-                                             self.opt.get('skip_bad_images', False), 'PairedImageDataset')
+                                             self.o.skip_bad_images, 'PairedImageDataset')
         pair = self.pairs[index]
         if self.phase == 'train':
             rng = np.random.default_rng([int(self.seed), index]) if self.seed is not None else as_rng(None)
-            img_gt, img_lq = paired_random_crop(img_gt, img_lq, int(self.opt['gt_size']), self.scale,
-                                                pair['gt_path'], rng)
-            hflip = self.opt.get('use_hflip', self.opt.get('use_flip', True))  # use_flip: older BasicSR's name
-            img_gt, img_lq = augment([img_gt, img_lq], hflip, self.opt.get('use_rot', True), rng)
+            img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.o.gt_size, self.scale, pair['gt_path'], rng)
+            hflip = self.o.use_hflip if self.o.use_flip is None else self.o.use_flip
+            img_gt, img_lq = augment([img_gt, img_lq], hflip, self.o.use_rot, rng)
         else:
             img_gt = img_gt[: img_lq.shape[0] * self.scale, : img_lq.shape[1] * self.scale]
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)

@@ -7,12 +7,15 @@ noise, JPEG) available on any machine where scikit-image is installed.
 from __future__ import annotations
 
 import functools
+from typing import Union
 
 import cv2
 import numpy as np
 import torch
+from pydantic import Field
 from torch.utils.data import Dataset
 
+from gfpgan.utils.option_schema import DatasetOptions
 from gfpgan.utils.registry import DATASET_REGISTRY
 
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry', 'hubble_deep_field')
@@ -28,26 +31,36 @@ def _photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, :3].astype(np.float32) / 255.0)
 
 
+class SamplePhotosOptions(DatasetOptions):
+    num_samples: int = Field(64, ge=1, description='virtual length')
+    gt_size: int = Field(64, ge=8, description='crop side')
+    photos: Union[list[str], None] = Field(None, description='names in skimage.data (default: six photos)')
+    scale_range: list[float] = Field([2, 4], min_length=2, max_length=2, description='downsampling factors')
+    noise_range: list[float] = Field([0, 8], min_length=2, max_length=2, description='noise sigma (0..255)')
+    jpeg_range: list[int] = Field([60, 95], min_length=2, max_length=2, description='JPEG quality')
+    use_hflip: bool = Field(True, description='random horizontal flip (train phase)')
+
+
 @DATASET_REGISTRY.register()
 class SamplePhotosDataset(Dataset):
     """Random `gt_size` crops of the sample photos with a random degradation as `lq` (same size).
 
-    Options: `num_samples` (virtual length), `gt_size`, `photos` (names in skimage.data), `scale_range`
-    (downsampling factors), `noise_range` (sigma in 0..255), `jpeg_range`, `use_hflip`. Validation
-    (`phase: val`) draws crop and degradation from the index alone, so it is the same every time.
-    Returns RGB CHW float tensors in [0, 1]: `lq`, `gt`, and `lq_path`/`gt_path` naming photo and index.
+    Options: `SamplePhotosOptions`. Validation (`phase: val`) draws crop and degradation from the index
+    alone, so it is the same every time. Returns RGB CHW float tensors in [0, 1]: `lq`, `gt`, and
+    `lq_path`/`gt_path` naming photo and index.
     """
+
+    options = SamplePhotosOptions
 
     def __init__(self, opt: dict) -> None:
         self.opt = opt
-        self.photos = list(opt.get('photos') or PHOTOS)
-        self.num_samples = int(opt.get('num_samples', 64))
-        self.gt_size = int(opt.get('gt_size', 64))
-        self.scale_range = opt.get('scale_range', [2, 4])
-        self.noise_range = opt.get('noise_range', [0, 8])
-        self.jpeg_range = opt.get('jpeg_range', [60, 95])
-        self.use_hflip = opt.get('use_hflip', True)
-        self.fixed = opt.get('phase', 'train') != 'train'
+        self.o = o = self.options.parse(opt, type(self).__name__)
+        self.photos = list(o.photos or PHOTOS)
+        self.num_samples = o.num_samples
+        self.gt_size = o.gt_size
+        self.scale_range, self.noise_range, self.jpeg_range = o.scale_range, o.noise_range, o.jpeg_range
+        self.use_hflip = o.use_hflip
+        self.fixed = o.phase != 'train'
 
     def __len__(self) -> int:
         return self.num_samples

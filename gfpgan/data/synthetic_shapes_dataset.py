@@ -5,11 +5,15 @@ any worker or process, so FID statistics of the "real" set are reproducible and 
 """
 from __future__ import annotations
 
+from typing import Literal, Union
+
 import cv2
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 from torch.utils.data import Dataset
 
+from gfpgan.utils.option_schema import DatasetOptions
 from gfpgan.utils.registry import DATASET_REGISTRY
 
 SHAPES = ('circle', 'square', 'triangle')
@@ -44,35 +48,41 @@ def draw_shapes(rng: np.random.Generator, size: int, shapes: tuple[str, ...], nu
     return np.clip(img, 0.0, 1.0)
 
 
+class SyntheticShapesOptions(DatasetOptions):
+    image_size: int = Field(32, ge=8, description='image side')
+    num_samples: int = Field(1024, ge=1, description='number of images')
+    seed: int = Field(0, description='image i is a pure function of (seed, i)')
+    shapes: Union[list[Literal['circle', 'square', 'triangle']], None] = Field(None, description='default: all three')
+    num_shapes: tuple[int, int] = Field((1, 2), description='shapes per image: [low, high]')
+    radius_range: tuple[float, float] = Field((0.15, 0.3), description='radius as a fraction of the side')
+    cache_in_memory: bool = Field(True, description='draw each image once per process')
+
+    @model_validator(mode='after')
+    def _radius(self) -> SyntheticShapesOptions:
+        low, high = self.radius_range
+        if not 0 < low <= high < 0.5:
+            raise ValueError(f'radius_range: must satisfy 0 < low <= high < 0.5, got {list(self.radius_range)}')
+        return self
+
+
 @DATASET_REGISTRY.register()
 class SyntheticShapesDataset(Dataset):
     """`num_samples` images of side `image_size` with 1..n colored circles/squares/triangles.
 
-    Options: `image_size` (32), `num_samples` (1024), `seed` (0), `shapes` (list of circle/square/triangle),
-    `num_shapes` ([1, 2]), `radius_range` (fractions of the side, [0.15, 0.3]), `cache_in_memory` (true:
-    each image is drawn once per process; drawing costs ~1 ms, a tiny GAN step about as much per image).
-    Returns `{'gt': RGB CHW float tensor in [0, 1], 'gt_path': 'shapes_<seed>_<index>'}` like
-    `ImageFolderDataset`.
+    Options: `SyntheticShapesOptions` (drawing costs ~1 ms, a tiny GAN step about as much per image, hence
+    `cache_in_memory`). Returns `{'gt': RGB CHW float tensor in [0, 1], 'gt_path': 'shapes_<seed>_<index>'}`
+    like `ImageFolderDataset`.
     """
+
+    options = SyntheticShapesOptions
 
     def __init__(self, opt: dict) -> None:
         self.opt = opt
-        self.image_size = int(opt.get('image_size', 32))
-        self.num_samples = int(opt.get('num_samples', 1024))
-        self.seed = int(opt.get('seed', 0))
-        self.shapes = tuple(opt.get('shapes') or SHAPES)
-        unknown = [s for s in self.shapes if s not in SHAPES]
-        if unknown:
-            raise ValueError(f'SyntheticShapesDataset: unknown shapes {unknown}; choose from {", ".join(SHAPES)}.')
-        self.num_shapes = tuple(opt.get('num_shapes', (1, 2)))
-        self.radius_range = tuple(opt.get('radius_range', (0.15, 0.3)))
-        if not 0 < self.radius_range[0] <= self.radius_range[1] < 0.5:
-            raise ValueError(f'SyntheticShapesDataset: radius_range must satisfy 0 < low <= high < 0.5, '
-                             f'got {list(self.radius_range)}.')
-        self.cache: dict[int, torch.Tensor] | None = {} if opt.get('cache_in_memory', True) else None
-        if self.image_size < 8 or self.num_samples < 1:
-            raise ValueError(f'SyntheticShapesDataset: need image_size >= 8 and num_samples >= 1, '
-                             f'got {self.image_size} and {self.num_samples}.')
+        self.o = o = self.options.parse(opt, type(self).__name__)
+        self.image_size, self.num_samples, self.seed = o.image_size, o.num_samples, o.seed
+        self.shapes = tuple(o.shapes or SHAPES)
+        self.num_shapes, self.radius_range = o.num_shapes, o.radius_range
+        self.cache: dict[int, torch.Tensor] | None = {} if o.cache_in_memory else None
 
     def __len__(self) -> int:
         return self.num_samples

@@ -96,9 +96,11 @@ class PerceptualLoss(nn.Module):
         vgg_type, use_input_norm, range_norm: passed to `VGGFeatureExtractor` (`range_norm` for [-1, 1] input).
         perceptual_weight, style_weight: scale of each term; 0 disables it (its output is None).
         criterion: 'l1', 'l2' or 'fro' (Frobenius norm of the difference, per layer).
-        vgg_weights_path: torchvision VGG checkpoint; required, because random VGG features make a
-            meaningless loss that still trains, silently.
-        allow_random_vgg: accept a missing `vgg_weights_path` (tests, experiments).
+        vgg_weights_path: torchvision-format VGG checkpoint. Without it, torchvision's own file is taken from
+            torch's hub cache (`torch.hub.get_dir()/checkpoints/vgg19-dcbb9e9d.pth`, where upstream's
+            torchvision finds it), downloaded there once when online; offline, the error names file and URL.
+        allow_random_vgg: use a randomly initialised VGG when no `vgg_weights_path` is given (tests, smoke
+            runs): random features make a meaningless loss that still trains, so it is never a fallback.
         reduction: 'mean' or 'sum' over the elements of each layer's difference (l1/l2).
         feature_extractor: a ready module returning `{layer: feature}`; replaces the VGG (tests, other nets).
 
@@ -125,17 +127,15 @@ class PerceptualLoss(nn.Module):
 
     def _build_vgg(self, vgg_type: str, use_input_norm: bool, range_norm: bool,
                    weights_path: str | os.PathLike | None, allow_random: bool) -> nn.Module:
-        if weights_path is None and not allow_random:
-            raise ValueError(
-                'PerceptualLoss needs vgg_weights_path: a torchvision VGG checkpoint such as vgg19-dcbb9e9d.pth. '
-                'Set allow_random_vgg: true only if random VGG features are really meant.'
-            )
-        if weights_path is not None and not os.path.isfile(weights_path):
-            raise FileNotFoundError(
-                f'PerceptualLoss: vgg_weights_path {weights_path} does not exist. Download the torchvision '
-                f'{vgg_type} checkpoint there or fix the path in perceptual_opt.'
-            )
         from gfpgan.archs.vgg_arch import VGGFeatureExtractor  # lazily: losses import before archs are needed
+        from gfpgan.utils.torchvision_weights import torchvision_weights_path
+
+        if weights_path is not None or not allow_random:
+            try:
+                weights_path = torchvision_weights_path(vgg_type, weights_path)
+            except FileNotFoundError as err:
+                raise FileNotFoundError(f'PerceptualLoss (perceptual_opt): {err} Or set allow_random_vgg: true if '
+                                        'random VGG features are really meant.') from err
 
         return VGGFeatureExtractor(list(self.layer_weights), vgg_type=vgg_type, use_input_norm=use_input_norm,
                                    range_norm=range_norm, weights_path=weights_path)

@@ -144,7 +144,10 @@ class FeatureStats:
         return mu.numpy(), ((cov + cov.T) / 2).numpy()
 
 
-@METRIC_REGISTRY.register(better='lower')
+@METRIC_REGISTRY.register(better='lower', inputs=('mu1', 'sigma1', 'mu2', 'sigma2'), options={
+    'source': 'feature network: auto (bundled Inception), inception, or random',
+    'weights_path': 'Inception weights file (source inception)',
+})
 def calculate_fid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 0.0,
                   **kwargs) -> float:
     """Frechet distance |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2) between two Gaussians.

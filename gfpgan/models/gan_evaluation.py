@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -132,17 +130,15 @@ def save_cached_stats(path: Path, mu: np.ndarray, sigma: np.ndarray, count: int)
 
 
 class FIDValidationMixin:
-    """GANModel's validation: FID of the raw (`fid`) and EMA (`fid_ema`) generators, best checkpoint.
+    """GANModel's validation metrics: FID of the raw (`fid`) and EMA (`fid_ema`) generators.
 
-    Expects the model attributes `net_g`, `net_g_ema`, `latent_dim`, `data_range`, `device`, `plateau_monitor`,
-    `step_plateau` and BaseModel's best-metric bookkeeping.
+    BaseModel's `validation` does the rest (logging, best values, best checkpoint, plateau). Expects the
+    model attributes `net_g`, `latent_dim`, `data_range`, `device` and NetworkMixin.
     """
 
-    def dist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> dict:
-        return self.fid_validation(dataloader, current_iter, tb_logger)
-
-    def nondist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> dict:
-        return self.fid_validation(dataloader, current_iter, tb_logger)
+    def validation_metric_types(self) -> dict[str, str]:
+        names = ('fid', 'fid_ema') if hasattr(self, 'net_g_ema') or not self.is_train else ('fid',)
+        return {name: 'calculate_fid' for name in names}
 
     def sync_buffers(self) -> None:
         """Give every rank rank 0's generator buffers (BatchNorm statistics).
@@ -154,7 +150,7 @@ class FIDValidationMixin:
             return
         import torch.distributed as dist
 
-        for net in (self.get_bare_model(self.net_g), self.net_g_ema):
+        for net in (self.get_bare_model(self.net_g), getattr(self, 'net_g_ema', None)):
             for buf in (net.buffers() if net is not None else ()):
                 dist.broadcast(buf, src=0)
 
@@ -163,35 +159,36 @@ class FIDValidationMixin:
         size of the real set), batch_size (64), seed (latents), cache_dir (default experiments/<name>/fid_cache)."""
         return dict((self.opt.get('val') or {}).get('fid') or {})
 
-    def fid_validation(self, dataloader: Any, current_iter: int, tb_logger: Any = None) -> dict:
+    def compute_validation_metrics(self, dataloader: Any, dataset_name: str, current_iter: int,
+                                   save_img: bool) -> dict:
         """FID of the raw (`fid`) and EMA (`fid_ema`) generators against the loader's real images.
 
         Every rank takes part (its shard of reals, its share of fakes). The global RNG is left untouched,
-        so a run that validates and one resumed from the checkpoint before it stay identical.
+        so a run that validates and one resumed from the checkpoint before it stay identical. With
+        `save_img` the sample grid of the evaluated generator is saved as `samples` (the one naming rule).
         """
-        start = time.time()
         fid_opt = self.fid_options()
         self.sync_buffers()
         devices = [self.device] if self.device.type == 'cuda' else []
         with torch.random.fork_rng(devices=devices):
-            if getattr(self, '_fid_extractor', None) is None:
-                self._fid_extractor = build_gan_fid_extractor(fid_opt, self.device)
+            if getattr(self, '_gan_fid_extractor', None) is None:
+                self._gan_fid_extractor = build_gan_fid_extractor(fid_opt, self.device)
             real = self._real_fid_stats(dataloader, fid_opt)
             num = int(fid_opt.get('num_samples') or real[2])
             results: dict[str, float] = {}
             for tag, ema in (('fid', False), ('fid_ema', True)):
-                if ema and self.net_g_ema is None:
+                if ema and not hasattr(self, 'net_g_ema'):
                     continue
-                net = self.net_g_ema if ema else self.get_bare_model(self.net_g)
-                stats = fake_feature_stats(net, self._fid_extractor, num, self.latent_dim,
+                net = self.eval_generator() if ema else self.get_bare_model(self.net_g)
+                stats = fake_feature_stats(net, self._gan_fid_extractor, num, self.latent_dim,
                                            int(fid_opt.get('seed', 0)), int(fid_opt.get('batch_size', 64)))
                 results[tag] = calculate_fid(*stats.mean_cov(), real[0], real[1])
+        if save_img and get_dist_info()[0] == 0:
+            from gfpgan.models.gan_sampling import make_grid
+
+            self.test()
+            self.save_visual(make_grid(self.output * 2 - 1), 'samples', dataset_name, current_iter)
         results['_count'] = num
-        name = dataloader.dataset.opt.get('name', 'val') if hasattr(dataloader.dataset, 'opt') else 'val'
-        self._log_validation_metric_values(current_iter, name, results, tb_logger, time.time() - start)
-        self._keep_best(name, current_iter)
-        if self.is_train and self.plateau_monitor in results:
-            self.step_plateau(results[self.plateau_monitor])
         return results
 
     def _real_fid_stats(self, dataloader: Any, fid_opt: dict) -> tuple:
@@ -203,7 +200,7 @@ class FIDValidationMixin:
         path = self.opt.get('path') or {}
         root = path.get('experiments_root') or path.get('results_root') or '.'
         cache_file = real_stats_cache_file(fid_opt.get('cache_dir') or os.path.join(root, 'fid_cache'),
-                                           dataloader.dataset, self._fid_extractor)
+                                           dataloader.dataset, self._gan_fid_extractor)
         hit = load_cached_stats(cache_file)
         everyone = all_reduce_sum(torch.tensor([float(hit is not None), 1.0], dtype=torch.float64))
         if hit is not None and everyone[0] == everyone[1]:
@@ -211,7 +208,7 @@ class FIDValidationMixin:
         else:
             low, high = self.data_range
             batches = (((d['gt'].float() - low) / (high - low)).clamp(0, 1) for d in dataloader)
-            feats = real_feature_stats(batches, self._fid_extractor)
+            feats = real_feature_stats(batches, self._gan_fid_extractor)
             mu, sigma = feats.mean_cov()
             stats = (mu, sigma, int(feats.count))
             save_cached_stats(cache_file, mu, sigma, stats[2])
@@ -219,28 +216,3 @@ class FIDValidationMixin:
         self._real_stats = {**cached, key: stats}
         return stats
 
-    def _update_best_metric_result(self, dataset_name: str, metric: str, value: float, current_iter: int) -> bool:
-        """As BaseModel, with every FID variant (fid, fid_ema) lower-is-better."""
-        if not metric.startswith('fid'):
-            return super()._update_best_metric_result(dataset_name, metric, value, current_iter)
-        best = self.best_metric_results.setdefault(dataset_name, {}).get(metric)
-        if math.isnan(value) or (best is not None and value >= best['val']):
-            return False
-        self.best_metric_results[dataset_name][metric] = {'val': value, 'iter': current_iter}
-        return True
-
-    def _keep_best(self, dataset_name: str, current_iter: int) -> None:
-        """`val.keep_best: true | fid | fid_ema | {metric: ...}`: write models/net_g_best.pth on a new best."""
-        keep = (self.opt.get('val') or {}).get('keep_best')
-        if not keep or not self.is_train:
-            return
-        metric = keep.get('metric', 'fid') if isinstance(keep, dict) else ('fid' if keep is True else keep)
-        if metric not in ('fid', 'fid_ema'):
-            raise KeyError(f'val.keep_best: {metric!r} is not fid or fid_ema.')
-        if metric in getattr(self, 'improved_metrics', ()):
-            if self.net_g_ema is not None:
-                self.save_network([self.net_g, self.net_g_ema], 'net_g', 'best', ['params', 'params_ema'])
-            else:
-                self.save_network(self.net_g, 'net_g', 'best')
-            value = self.best_metric_results[dataset_name][metric]['val']
-            self.logger.info(f'New best {metric}: {value:.4f} @ iter {current_iter}: net_g_best.pth')

@@ -1,14 +1,32 @@
-"""Learning-rate schedulers beyond torch's own, picked by name from `train.scheduler.type`."""
+"""Learning-rate schedulers for `train.scheduler.type`, all in SCHEDULER_REGISTRY.
+
+torch's schedulers are registered under their torch names, with torch's meaning (`MultiStepLR` is
+torch's); BasicSR's `MultiStepRestartLR` and `CosineAnnealingRestartLR` are defined here under BasicSR's
+names. `ReduceLROnPlateau` is stepped by the model with a monitored value (`monitor`), not per iteration.
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
-from torch.optim import Optimizer
+from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler
 
+from gfpgan.utils.registry import SCHEDULER_REGISTRY
 
+# schedulers that take callables or other schedulers cannot come from an option file
+_NOT_FROM_YAML = ('LRScheduler', 'LambdaLR', 'MultiplicativeLR', 'SequentialLR', 'ChainedScheduler')
+for _name, _cls in sorted(vars(lr_scheduler).items()):
+    if (inspect.isclass(_cls) and not _name.startswith('_') and _name not in _NOT_FROM_YAML
+            and issubclass(_cls, (LRScheduler, lr_scheduler.ReduceLROnPlateau))):
+        SCHEDULER_REGISTRY.register(_cls, name=_name)
+
+MODEL_KEYS = ('type', 'monitor', 'step_every')  # read by the models, not passed to the scheduler
+
+
+@SCHEDULER_REGISTRY.register()
 class MultiStepRestartLR(LRScheduler):
     """MultiStepLR with optional restarts (BasicSR): lr x gamma at each milestone, reset at each restart."""
 
@@ -35,6 +53,7 @@ class MultiStepRestartLR(LRScheduler):
         return [base * weight * self.gamma**decays for base in self.base_lrs]
 
 
+@SCHEDULER_REGISTRY.register()
 class CosineAnnealingRestartLR(LRScheduler):
     """Cosine annealing over consecutive periods, each restarting at base lr x its restart weight."""
 
@@ -61,26 +80,15 @@ class CosineAnnealingRestartLR(LRScheduler):
         return [self.eta_min + weight * cos * (base - self.eta_min) for base in self.base_lrs]
 
 
-SCHEDULERS = {
-    'MultiStepLR': MultiStepRestartLR,
-    'MultiStepRestartLR': MultiStepRestartLR,
-    'CosineAnnealingRestartLR': CosineAnnealingRestartLR,
-}
-
-
-def build_scheduler(optimizer: Optimizer, opt: dict):
-    """Build a scheduler from `{type: ..., **kwargs}`; ReduceLROnPlateau is torch's and is stepped with a value."""
-    from torch.optim import lr_scheduler
-
-    kwargs = {k: v for k, v in opt.items() if k not in ('type', 'monitor')}
+def build_scheduler(optimizer: Optimizer, opt: dict) -> Any:
+    """The registered scheduler `opt['type']` over `optimizer`, with the rest of `opt` (less MODEL_KEYS)."""
     kind = opt.get('type')
-    if kind in SCHEDULERS:
-        return SCHEDULERS[kind](optimizer, **kwargs)
-    if kind == 'ReduceLROnPlateau':
-        return lr_scheduler.ReduceLROnPlateau(optimizer, **kwargs)
-    if kind and hasattr(lr_scheduler, kind):
-        return getattr(lr_scheduler, kind)(optimizer, **kwargs)
-    raise ValueError(
-        f'train.scheduler.type: unknown scheduler {kind!r}. Choices: {", ".join(SCHEDULERS)}, ReduceLROnPlateau, '
-        'or any torch.optim.lr_scheduler class.'
-    )
+    if kind not in SCHEDULER_REGISTRY:
+        raise ValueError(
+            f'train.scheduler.type: unknown scheduler {kind!r}. Choices: {", ".join(SCHEDULER_REGISTRY.keys())}.'
+        )
+    kwargs = {k: v for k, v in opt.items() if k not in MODEL_KEYS}
+    try:
+        return SCHEDULER_REGISTRY.get(kind)(optimizer, **kwargs)
+    except TypeError as err:
+        raise TypeError(f'train.scheduler (type {kind}): {err}.') from err

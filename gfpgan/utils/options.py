@@ -1,7 +1,8 @@
 """Option files: YAML loading, command-line overrides, validation with readable errors, derived paths.
 
-The schema is BasicSR's, so upstream option files work unchanged. Errors are `OptionError`s that name
-the file, the key path and what would be valid; the command lines print them as one paragraph.
+The schema (gfpgan.utils.option_schema, checked by pydantic) holds BasicSR's and upstream GFPGAN's keys,
+so upstream option files work unchanged. Errors are `OptionError`s that name the file, the key path and
+what would be valid; the command lines print them as one paragraph.
 """
 
 from __future__ import annotations
@@ -99,117 +100,15 @@ def apply_force_yml(opt: dict, overrides: Sequence[str], source: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- validation
-TOP_LEVEL_KEYS = {
-    'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
-    'dist_params', 'find_unused_parameters', 'imports', 'cudnn_benchmark', 'amp', 'channels_last',
-    'is_train', 'dist', 'rank', 'world_size', 'auto_resume',  # set by parse_options
-}  # fmt: skip
-PATH_KEYS_RE = re.compile(
-    r'^(pretrain_network_\w+|param_key_\w+|strict_load_\w+|resume_state|'
-    r'ignore_resume_networks|experiments_root|results_root|root|models|training_states|log|'
-    r'visualization|tb_logger)$'
-)
-LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb', 'keep_last_checkpoints'}
-VAL_KEYS = {'val_freq', 'save_img', 'suffix', 'pbar', 'metrics', 'grids', 'keep_best', 'fid'}
+def validate_options(opt: dict, source: str, is_train: bool = True) -> list[str]:
+    """Check the option tree against the schema (gfpgan.utils.option_schema) before anything is built.
 
+    Raises OptionError naming the file, the key path, the closest valid key and the valid ones; returns
+    one-line notices for upstream keys that are accepted but have no effect.
+    """
+    from gfpgan.utils.option_validation import validate_options as validate
 
-def _fail(source: str, key: str, msg: str) -> None:
-    raise OptionError(f'{source}: {key}: {msg}')
-
-
-def _check_type(source: str, key: str, value: Any, kinds: tuple, what: str) -> None:
-    if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds):
-        _fail(source, key, f'expected {what}, got {value!r} ({type(value).__name__}).')
-
-
-def _check_registered(source: str, key: str, registry: Any, name: Any) -> None:
-    import difflib
-
-    if not isinstance(name, str):
-        _fail(source, key, f'expected the name of a registered {registry._name}, got {name!r}.')
-    if name not in registry:
-        close = difflib.get_close_matches(name, registry.keys(), n=3, cutoff=0.5)
-        hint = f' Did you mean {" or ".join(close)}?' if close else ''
-        _fail(
-            source,
-            key,
-            f"'{name}' is not a registered {registry._name}.{hint} Choices: {', '.join(registry.keys())}. "
-            "A component of your own must be listed under 'imports:'.",
-        )
-
-
-def validate_options(opt: dict, source: str, is_train: bool = True) -> None:
-    """Check the option tree before anything is built, so mistakes surface as one clear message."""
-    from gfpgan.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-
-    if not isinstance(opt, dict):
-        raise OptionError(f'{source}: the file must hold a mapping of options, got {type(opt).__name__}.')
-    for key in ('name', 'model_type'):
-        if key not in opt:
-            _fail(source, key, 'required key is missing.')
-    unknown = sorted(set(opt) - TOP_LEVEL_KEYS - {k for k in opt if k.startswith('network_')})
-    if unknown:
-        _fail(
-            source, unknown[0], f'unknown top-level key. Valid keys: {", ".join(sorted(TOP_LEVEL_KEYS))} and network_*.'
-        )
-    _check_type(source, 'name', opt['name'], (str,), 'a string')
-    _check_registered(source, 'model_type', MODEL_REGISTRY, opt['model_type'])
-    num_gpu = opt.get('num_gpu', 'auto')
-    if not (num_gpu == 'auto' or (isinstance(num_gpu, int) and not isinstance(num_gpu, bool) and num_gpu >= 0)):
-        _fail(source, 'num_gpu', f"expected 'auto' or an integer >= 0, got {num_gpu!r}.")
-    _check_type(source, 'manual_seed', opt.get('manual_seed'), (int,), 'an integer')
-    for key, value in opt.items():
-        if key.startswith('network_'):
-            if not isinstance(value, dict) or 'type' not in value:
-                _fail(source, key, "a network block needs 'type' naming a registered arch.")
-            _check_registered(source, f'{key}.type', ARCH_REGISTRY, value['type'])
-    datasets = opt.get('datasets') or {}
-    if is_train and 'train' not in datasets:
-        _fail(source, 'datasets.train', 'a training run needs a train dataset.')
-    for phase, ds in datasets.items():
-        if not isinstance(ds, dict) or 'type' not in ds:
-            _fail(source, f'datasets.{phase}', "a dataset block needs 'type' naming a registered dataset.")
-        _check_registered(source, f'datasets.{phase}.type', DATASET_REGISTRY, ds['type'])
-        if phase.split('_')[0] == 'train':
-            for key in ('batch_size_per_gpu', 'num_worker_per_gpu'):
-                _check_type(source, f'datasets.{phase}.{key}', ds.get(key), (int,), 'an integer')
-            if 'batch_size_per_gpu' not in ds:
-                _fail(source, f'datasets.{phase}.batch_size_per_gpu', 'required for a train dataset.')
-    for key in opt.get('path') or {}:
-        if not PATH_KEYS_RE.match(key):
-            _fail(
-                source,
-                f'path.{key}',
-                'unknown key. Valid: pretrain_network_*, param_key_*, strict_load_*, '
-                'resume_state, ignore_resume_networks, experiments_root, results_root.',
-            )
-    train = opt.get('train') or {}
-    if is_train:
-        if 'total_iter' not in train:
-            _fail(source, 'train.total_iter', 'required for training (number of iterations).')
-        _check_type(source, 'train.total_iter', train['total_iter'], (int,), 'an integer')
-    for key, value in train.items():
-        if key.startswith('optim_'):
-            if not isinstance(value, dict) or 'type' not in value:
-                _fail(source, f'train.{key}', "an optimizer block needs 'type' (Adam, AdamW or SGD) and 'lr'.")
-            _check_type(source, f'train.{key}.lr', value.get('lr'), (int, float), 'a number')
-        elif key.endswith('_opt') and isinstance(value, dict) and 'type' in value:
-            _check_registered(source, f'train.{key}.type', LOSS_REGISTRY, value['type'])
-    val = opt.get('val') or {}
-    unknown = sorted(set(val) - VAL_KEYS)
-    if unknown:
-        _fail(source, f'val.{unknown[0]}', f'unknown key. Valid: {", ".join(sorted(VAL_KEYS))}.')
-    _check_type(source, 'val.val_freq', val.get('val_freq'), (int, float), 'a number of iterations')
-    for name, metric in (val.get('metrics') or {}).items():
-        if not isinstance(metric, dict) or 'type' not in metric:
-            _fail(source, f'val.metrics.{name}', "a metric block needs 'type' (e.g. calculate_psnr).")
-        _check_registered(source, f'val.metrics.{name}.type', METRIC_REGISTRY, metric['type'])
-    logger = opt.get('logger') or {}
-    unknown = sorted(set(logger) - LOGGER_KEYS)
-    if unknown:
-        _fail(source, f'logger.{unknown[0]}', f'unknown key. Valid: {", ".join(sorted(LOGGER_KEYS))}.')
-    for key in ('print_freq', 'save_checkpoint_freq'):
-        _check_type(source, f'logger.{key}', logger.get(key), (int, float), 'a number of iterations')
+    return validate(opt, source, is_train)
 
 
 # ----------------------------------------------------------------------------------------- user modules
@@ -248,7 +147,14 @@ def import_user_modules(entries: Sequence[str], base_dir: str | os.PathLike) -> 
 # ----------------------------------------------------------------------------------------- parsing
 def build_arg_parser(is_train: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='gfpgan training' if is_train else 'gfpgan evaluation')
-    parser.add_argument('-opt', '--opt', required=True, help='path to the option YAML file')
+    parser.add_argument('-opt', '--opt', help='path to the option YAML file')
+    parser.add_argument(
+        '--print-schema',
+        nargs='?',
+        const='-',
+        metavar='FILE',
+        help='write the JSON Schema of option files (for editors) to FILE or stdout, and exit',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm'],
@@ -273,7 +179,14 @@ def parse_options(
     root_path: str | os.PathLike, is_train: bool = True, argv: Sequence[str] | None = None
 ) -> tuple[dict, argparse.Namespace]:
     """Parse the command line and the option file; set up distribution, seeds and derived paths."""
-    args = build_arg_parser(is_train).parse_args(argv)
+    parser = build_arg_parser(is_train)
+    args = parser.parse_args(argv)
+    if args.print_schema:
+        import_user_modules(args.imports, os.getcwd())
+        print_schema(args.print_schema)
+        raise SystemExit(0)
+    if not args.opt:
+        parser.error('the following arguments are required: -opt/--opt')
     opt_path = os.path.abspath(args.opt)
     if not os.path.isfile(opt_path):
         raise OptionError(f'{args.opt}: option file not found.')
@@ -285,7 +198,11 @@ def parse_options(
         raise OptionError(f'{args.opt}: the file must hold a mapping of options.')
     apply_force_yml(opt, args.force_yml, args.opt)
     import_user_modules(list(opt.get('imports') or []) + args.imports, os.path.dirname(opt_path))
-    validate_options(opt, args.opt, is_train)
+    notices = validate_options(opt, args.opt, is_train)
+    if int(os.environ.get('RANK', '0')) == 0:
+        for line in notices:
+            print(f'gfpgan: notice: {line}', file=sys.stderr, flush=True)
+    copy_scale_into_datasets(opt)
     opt['opt_path'] = opt_path
     opt['is_train'] = is_train
     opt['auto_resume'] = args.auto_resume
@@ -335,6 +252,39 @@ def parse_options(
             'wandb': None,
         }
     return opt, args
+
+
+def copy_scale_into_datasets(opt: dict) -> None:
+    """Upstream's top-level `scale`: the default `scale` of every dataset whose options take one."""
+    if opt.get('scale') is None:
+        return
+    from gfpgan.utils.registry import DATASET_REGISTRY
+
+    for block in (opt.get('datasets') or {}).values():
+        options = getattr(DATASET_REGISTRY.get(block['type']), 'options', None)
+        if options is not None and 'scale' in options.model_fields:
+            block.setdefault('scale', opt['scale'])
+
+
+def print_schema(target: str) -> None:
+    """Write the option files' JSON Schema to `target` ('-': stdout), atomically for a file."""
+    import json
+
+    from gfpgan.utils.option_json_schema import build_json_schema
+
+    text = json.dumps(build_json_schema(), indent=1) + '\n'
+    if target == '-':
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from gfpgan.utils.checkpoint_io import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # a file for editors to read, not a private temporary
+
+    atomic_write(target, write)
 
 
 def _derive_paths(opt: dict, root_path: str | os.PathLike, is_train: bool) -> None:

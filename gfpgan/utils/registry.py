@@ -105,11 +105,26 @@ def _discover_package(package: str, suffix: str) -> Callable[[], None]:
     return discover
 
 
+def _discover_modules(*modules: str) -> Callable[[], None]:
+    """Return a function that imports the named modules (each registers its entries when imported)."""
+
+    def discover() -> None:
+        import importlib
+
+        for module in modules:
+            importlib.import_module(module)
+
+    return discover
+
+
 ARCH_REGISTRY = Registry('arch', _discover_package('gfpgan.archs', '_arch'))
 DATASET_REGISTRY = Registry('dataset', _discover_package('gfpgan.data', '_dataset'))
 LOSS_REGISTRY = Registry('loss', _discover_package('gfpgan.losses', '_loss'))
 METRIC_REGISTRY = Registry('metric', _discover_package('gfpgan.metrics', '_metric'))
 MODEL_REGISTRY = Registry('model', _discover_package('gfpgan.models', '_model'))
+OPTIMIZER_REGISTRY = Registry('optimizer', _discover_modules('gfpgan.models.optimizers'))
+SCHEDULER_REGISTRY = Registry('scheduler', _discover_modules('gfpgan.models.lr_scheduler'))
+IO_BACKEND_REGISTRY = Registry('io_backend', _discover_modules('gfpgan.data.file_client'))
 
 
 def build_from_registry(registry: Registry, opt: dict, what: str, **extra: Any) -> Any:
