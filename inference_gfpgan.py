@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gfpgan.face.weights import load_file_from_url, locate_weights, weights_dir
+from gfpgan.face.weights import locate_weights, weights_dir
 from gfpgan.utils.image_io import imread, imwrite
 
 SAFE_SUFFIX = re.compile(r'^[A-Za-z0-9_.-]*$')
