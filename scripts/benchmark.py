@@ -122,7 +122,6 @@ def upstream_structure():
     import torch.nn.functional as F
 
     from gfpgan.archs import gfpganv1_clean_arch as gfp
-    from gfpgan.archs import stylegan2_arch
     from gfpgan.archs import stylegan2_clean_arch as sg
 
     def grouped_modulated_conv(self, x, style, gain=1.0, bias=None):
@@ -131,7 +130,7 @@ def upstream_structure():
         weight = self.weight * self.modulation(style).view(b, 1, c, 1, 1)
         if self.demodulate:
             weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4], keepdim=True) + self.eps)
-        x = sg.resample(x, self.sample_mode)
+        x = F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False) if self.sample_mode else x
         out = F.conv2d(x.reshape(1, b * c, *x.shape[2:]), weight.view(b * o, c, k, k), padding=self.padding,
                        groups=b)
         out = out.view(b, o, *out.shape[2:]) * gain
@@ -146,7 +145,8 @@ def upstream_structure():
     def to_rgb(self, x, style, skip=None):
         out = self.modulated_conv(x, style) + self.bias
         if skip is not None:
-            out = out + (sg.resample(skip, 'upsample') if self.upsample else skip)
+            out = out + (F.interpolate(skip, scale_factor=2, mode='bilinear', align_corners=False)
+                         if self.upsample else skip)
         return out
 
     def resblock(self, x):
@@ -156,17 +156,27 @@ def upstream_structure():
         out = F.leaky_relu(self.conv2(out), 0.2)
         return out + self.skip(F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False))
 
-    patches = [(sg.ModulatedConv2d, 'forward', grouped_modulated_conv), (sg.StyleConv, 'forward', style_conv),
-               (sg.ToRGB, 'forward', to_rgb), (gfp.ResBlock, 'forward', resblock),
-               (gfp.StyleGAN2GeneratorCSFT, '_apply_sft', stylegan2_arch.StyleGAN2GeneratorBase._apply_sft)]
-    saved = [(cls, name, cls.__dict__[name]) for cls, name, _ in patches]
+    def apply_sft(self, out, scale, shift):
+        same, sft = out.chunk(2, dim=1)
+        return torch.cat([same, sft * scale + shift], dim=1) if self.sft_half else out * scale + shift
+
+    def encoder_act(self, feat):
+        return F.leaky_relu(feat, 0.2)
+
+    patches = [(sg.CleanModulatedConv2d, 'forward', grouped_modulated_conv), (sg.CleanStyleConv, 'forward', style_conv),
+               (sg.CleanToRGB, 'forward', to_rgb), (gfp.CleanResBlock, 'forward', resblock),
+               (gfp.StyleGAN2GeneratorCSFT, '_apply_sft', apply_sft), (gfp.GFPGANv1Clean, '_encoder_act', encoder_act)]
+    saved = [(cls, name, cls.__dict__.get(name)) for cls, name, _ in patches]
     for cls, name, fn in patches:
         setattr(cls, name, fn)
     try:
         yield
     finally:
         for cls, name, fn in saved:
-            setattr(cls, name, fn)
+            if fn is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, fn)
 
 
 def _image(batch: int, device: str = 'cpu') -> torch.Tensor:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-from gfpgan.archs.stylegan2_clean_arch import ModulatedConv2d
+from gfpgan.archs.stylegan2_clean_arch import CleanModulatedConv2d as ModulatedConv2d
 from gfpgan.inference_speed import FastGenerator, channels_last_weights, prepare_for_inference, resolve_dtype
 
 # 64 px so that the high-resolution layers take the batch-1 "modulate the weight" path

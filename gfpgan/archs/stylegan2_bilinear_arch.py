@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gfpgan.archs.stylegan2_arch import (
-    ModulatedConvBase,
-    StyleConvBase,
+from gfpgan.archs.stylegan2_layers import (
+    EqualModulatedConv,
+    EqualStyleConv,
+    EqualToRGB,
     StyleGAN2GeneratorBase,
-    ToRGBBase,
     equal_style_mlp,
 )
 from gfpgan.utils.registry import ARCH_REGISTRY
@@ -38,7 +38,7 @@ class Interpolate(nn.Module):
         return interpolate_by(x, self.mode, self.factor)
 
 
-class ModulatedConv2d(ModulatedConvBase):
+class BilinearModulatedConv2d(EqualModulatedConv):
     """Equalized-lr modulated conv (input modulation + output demodulation); resamples the input first."""
 
     def __init__(
@@ -62,22 +62,23 @@ class ModulatedConv2d(ModulatedConvBase):
         return self._demodulate(F.conv2d(x, weight, padding=self.padding), style, weight)
 
 
-class StyleConv(StyleConvBase):
+class BilinearStyleConv(EqualStyleConv):
     """StyleConv with bilinear resampling."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_style_feat: int,
                  demodulate: bool = True, sample_mode: str | None = None, interpolation_mode: str = 'bilinear') -> None:
-        super().__init__(ModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat, demodulate,
+        super().__init__(BilinearModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat, demodulate,
                                          sample_mode, interpolation_mode=interpolation_mode), out_channels)
 
 
-class ToRGB(ToRGBBase):
+class BilinearToRGB(EqualToRGB):
     """ToRGB whose skip is upsampled by interpolation."""
 
     def __init__(self, in_channels: int, num_style_feat: int, upsample: bool = True,
                  interpolation_mode: str = 'bilinear') -> None:
         super().__init__(
-            ModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False, interpolation_mode=interpolation_mode),
+            BilinearModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False,
+                                    interpolation_mode=interpolation_mode),
             Interpolate(interpolation_mode) if upsample else None,
         )
         self.interpolation_mode = interpolation_mode
@@ -94,6 +95,7 @@ class StyleGAN2GeneratorBilinear(StyleGAN2GeneratorBase):
         self.style_mlp = equal_style_mlp(num_style_feat, num_mlp, lr_mlp)
         self._build_synthesis(
             channel_multiplier, narrow,
-            partial(StyleConv, kernel_size=3, num_style_feat=num_style_feat, interpolation_mode=interpolation_mode),
-            partial(ToRGB, num_style_feat=num_style_feat, interpolation_mode=interpolation_mode),
+            partial(BilinearStyleConv, kernel_size=3, num_style_feat=num_style_feat,
+                    interpolation_mode=interpolation_mode),
+            partial(BilinearToRGB, num_style_feat=num_style_feat, interpolation_mode=interpolation_mode),
         )

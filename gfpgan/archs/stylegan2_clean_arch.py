@@ -10,21 +10,14 @@ fast at batch 1, faster for batches, and exports with a dynamic batch size.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gfpgan.archs.stylegan2_arch import (
-    ConstantInput,
-    NormStyleCode,
-    StyleGAN2GeneratorBase,
-    demodulation,
-    stylegan2_channels,
-)
+from gfpgan.archs.stylegan2_layers import SQRT2, NormStyleCode, StyleGAN2GeneratorBase, check_sample_mode, demodulation
 from gfpgan.utils.registry import ARCH_REGISTRY
-
-SQRT2 = math.sqrt(2)
 
 
 def _kaiming_normal_(module: nn.Module, a: float, bias_fill: float, nonlinearity: str) -> None:
@@ -49,7 +42,7 @@ def _exporting() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
-class ModulatedConv2d(nn.Module):
+class CleanModulatedConv2d(nn.Module):
     """Modulated (and optionally demodulated) conv with bilinear up/down sampling of the input.
 
     `forward(x, style, gain, bias)` returns `gain * modconv(x) + bias`, the gain and bias folded into
@@ -67,8 +60,7 @@ class ModulatedConv2d(nn.Module):
         eps: float = 1e-8,
     ) -> None:
         super().__init__()
-        if sample_mode not in (None, 'upsample', 'downsample'):
-            raise ValueError(f"sample_mode must be None, 'upsample' or 'downsample'; got {sample_mode!r}.")
+        check_sample_mode(sample_mode)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.demodulate, self.sample_mode, self.eps = demodulate, sample_mode, eps
         self.modulation = nn.Linear(num_style_feat, in_channels, bias=True)
@@ -118,7 +110,7 @@ class ModulatedConv2d(nn.Module):
         )
 
 
-class StyleConv(nn.Module):
+class CleanStyleConv(nn.Module):
     """Modulated conv (x sqrt(2)) + noise (`weight`) + bias (`bias`, (1, C, 1, 1)) + leaky ReLU 0.2."""
 
     def __init__(
@@ -131,7 +123,7 @@ class StyleConv(nn.Module):
         sample_mode: str | None = None,
     ) -> None:
         super().__init__()
-        self.modulated_conv = ModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat, demodulate,
+        self.modulated_conv = CleanModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat, demodulate,
                                               sample_mode)
         self.weight = nn.Parameter(torch.zeros(1))  # noise strength
         self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
@@ -146,13 +138,13 @@ class StyleConv(nn.Module):
         return F.leaky_relu_(out.add_(self.weight * noise), 0.2)
 
 
-class ToRGB(nn.Module):
+class CleanToRGB(nn.Module):
     """1x1 modulated conv (no demodulation) to RGB + bias, plus the bilinearly upsampled previous RGB."""
 
     def __init__(self, in_channels: int, num_style_feat: int, upsample: bool = True) -> None:
         super().__init__()
         self.upsample = upsample
-        self.modulated_conv = ModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False)
+        self.modulated_conv = CleanModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
@@ -177,17 +169,8 @@ class StyleGAN2GeneratorClean(StyleGAN2GeneratorBase):
             mlp += [nn.Linear(num_style_feat, num_style_feat), nn.LeakyReLU(0.2, inplace=True)]
         self.style_mlp = nn.Sequential(*mlp)
         _kaiming_normal_(self.style_mlp, a=0.2, bias_fill=0, nonlinearity='leaky_relu')
-        self.channels = channels = stylegan2_channels(channel_multiplier, narrow)
-        self.constant_input = ConstantInput(channels['4'], size=4)
-        self.style_conv1 = StyleConv(channels['4'], channels['4'], 3, num_style_feat)
-        self.to_rgb1 = ToRGB(channels['4'], num_style_feat, upsample=False)
-        self.style_convs = nn.ModuleList()
-        self.to_rgbs = nn.ModuleList()
-        in_channels = channels['4']
-        for i in range(3, self.log_size + 1):
-            out_channels = channels[f'{2**i}']
-            self.style_convs.append(StyleConv(in_channels, out_channels, 3, num_style_feat, sample_mode='upsample'))
-            self.style_convs.append(StyleConv(out_channels, out_channels, 3, num_style_feat))
-            self.to_rgbs.append(ToRGB(out_channels, num_style_feat, upsample=True))
-            in_channels = out_channels
-        self._register_noises()
+        self._build_synthesis(
+            channel_multiplier, narrow,
+            partial(CleanStyleConv, kernel_size=3, num_style_feat=num_style_feat),
+            partial(CleanToRGB, num_style_feat=num_style_feat),
+        )
