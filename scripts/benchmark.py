@@ -130,7 +130,9 @@ def upstream_structure():
         weight = self.weight * self.modulation(style).view(b, 1, c, 1, 1)
         if self.demodulate:
             weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4], keepdim=True) + self.eps)
-        x = F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False) if self.sample_mode else x
+        if self.sample_mode:
+            scale = 2 if self.sample_mode == 'upsample' else 0.5
+            x = F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False)
         out = F.conv2d(x.reshape(1, b * c, *x.shape[2:]), weight.view(b * o, c, k, k), padding=self.padding,
                        groups=b)
         out = out.view(b, o, *out.shape[2:]) * gain
@@ -160,12 +162,13 @@ def upstream_structure():
         same, sft = out.chunk(2, dim=1)
         return torch.cat([same, sft * scale + shift], dim=1) if self.sft_half else out * scale + shift
 
-    def encoder_act(self, feat):
-        return F.leaky_relu(feat, 0.2)
+    def encoder_conv(self, conv, x):
+        return F.leaky_relu(conv(x), 0.2)
 
-    patches = [(sg.CleanModulatedConv2d, 'forward', grouped_modulated_conv), (sg.CleanStyleConv, 'forward', style_conv),
-               (sg.CleanToRGB, 'forward', to_rgb), (gfp.CleanResBlock, 'forward', resblock),
-               (gfp.StyleGAN2GeneratorCSFT, '_apply_sft', apply_sft), (gfp.GFPGANv1Clean, '_encoder_act', encoder_act)]
+    patches = [(sg.CleanModulatedConv2d, 'forward', grouped_modulated_conv),
+               (sg.CleanStyleConv, 'forward', style_conv), (sg.CleanToRGB, 'forward', to_rgb),
+               (gfp.CleanResBlock, 'forward', resblock), (gfp.StyleGAN2GeneratorCSFT, '_apply_sft', apply_sft),
+               (gfp.GFPGANv1Clean, '_encoder_conv', encoder_conv)]
     saved = [(cls, name, cls.__dict__.get(name)) for cls, name, _ in patches]
     for cls, name, fn in patches:
         setattr(cls, name, fn)

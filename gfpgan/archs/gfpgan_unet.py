@@ -113,9 +113,9 @@ class GFPGANBase(nn.Module):
         load_decoder(self.stylegan_decoder, decoder_load_path, fix_decoder)
         self.condition_scale, self.condition_shift = sft_branches(channels, self.log_size, sft_half, conv, act)
 
-    def _encoder_act(self, feat: torch.Tensor) -> torch.Tensor:
-        """Applied after `conv_body_first` and `final_conv`: nothing here (their layers activate themselves)."""
-        return feat
+    def _encoder_conv(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Runs `conv_body_first` and `final_conv`; their equalized-lr layers include the activation."""
+        return conv(x)
 
     def forward(self, x: torch.Tensor, return_latents: bool = False, return_rgb: bool = True,
                 randomize_noise: bool = True, **kwargs: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -125,12 +125,12 @@ class GFPGANBase(nn.Module):
         without `return_rgb`); `return_latents` reaches the decoder, whose latent upstream drops too.
         Other keywords (upstream's GFPGANer passes `weight=`) are accepted and unused, as upstream.
         """
-        feat = self._encoder_act(self.conv_body_first(x))
+        feat = self._encoder_conv(self.conv_body_first, x)
         unet_skips = []
         for down in self.conv_body_down:
             feat = down(feat)
             unet_skips.append(feat)
-        feat = self._encoder_act(self.final_conv(feat))
+        feat = self._encoder_conv(self.final_conv, feat)
         style_code = self.final_linear(feat.flatten(1))
         if self.different_w:
             style_code = style_code.view(style_code.size(0), -1, self.num_style_feat)

@@ -7,11 +7,10 @@ checkpoints (`params_ema`).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gfpgan.archs.gfpgan_unet import GFPGANBase
-from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean
+from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean, conv_leaky_relu, resample
 from gfpgan.archs.stylegan2_layers import SFTGeneratorMixin
 from gfpgan.utils.memory_format import to_channels_last  # noqa: F401  (re-exported for callers)
 from gfpgan.utils.registry import ARCH_REGISTRY
@@ -39,15 +38,14 @@ class CleanResBlock(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = 0.5 if self.mode == 'down' else 2
-        out = F.leaky_relu_(self.conv1(x), 0.2)
-        out = F.interpolate(out, scale_factor=scale, mode='bilinear', align_corners=False)
-        out = F.leaky_relu_(self.conv2(out), 0.2)
+        sample_mode = 'downsample' if self.mode == 'down' else 'upsample'
+        out = resample(conv_leaky_relu(self.conv1, x), sample_mode)
+        out = conv_leaky_relu(self.conv2, out)
         # A 1x1 conv commutes with bilinear resampling: run it on the smaller of the two grids.
         if self.mode == 'up':
-            skip = F.interpolate(self.skip(x), scale_factor=2, mode='bilinear', align_corners=False)
+            skip = resample(self.skip(x), sample_mode)
         else:
-            skip = self.skip(F.interpolate(x, scale_factor=0.5, mode='bilinear', align_corners=False))
+            skip = self.skip(resample(x, sample_mode))
         return skip.add_(out)  # `skip` is fresh and neither conv nor interpolate needs its output: autograd-safe
 
 
@@ -86,6 +84,6 @@ class GFPGANv1Clean(GFPGANBase):
         self._build_sft(channels, sft_half, decoder_load_path, fix_decoder,
                         conv=lambda i, o, bias_init: nn.Conv2d(i, o, 3, 1, 1), act=lambda: nn.LeakyReLU(0.2, True))
 
-    def _encoder_act(self, feat: torch.Tensor) -> torch.Tensor:
+    def _encoder_conv(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The clean `conv_body_first` / `final_conv` are bare convs: leaky ReLU 0.2 after them."""
-        return F.leaky_relu_(feat, 0.2)
+        return conv_leaky_relu(conv, x)
