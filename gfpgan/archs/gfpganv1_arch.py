@@ -6,7 +6,6 @@ checkpoints of `options/train_gfpgan_v1.yml` load with `strict=True`. Also holds
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -15,7 +14,7 @@ from torch import nn
 
 from gfpgan.archs.gfpgan_unet import GFPGANBase
 from gfpgan.archs.stylegan2_arch import ConvLayer, ResBlock, StyleGAN2Generator
-from gfpgan.archs.stylegan2_layers import SQRT2, ScaledLeakyReLU, SFTGeneratorMixin
+from gfpgan.archs.stylegan2_layers import SQRT2, EqualConv2d, ScaledLeakyReLU, SFTGeneratorMixin
 from gfpgan.ops.fused_act import FusedLeakyReLU
 from gfpgan.utils.registry import ARCH_REGISTRY
 
@@ -38,8 +37,11 @@ class StyleGAN2GeneratorSFT(SFTGeneratorMixin, StyleGAN2Generator):
         self.sft_half = sft_half
 
 
-class ConvUpLayer(nn.Module):
-    """Bilinear 2x upsampling + equalized conv + [fused or scaled leaky ReLU] (decoder of the U-Net)."""
+class ConvUpLayer(EqualConv2d):
+    """Bilinear 2x upsampling + equalized conv + [fused or scaled leaky ReLU] (decoder of the U-Net).
+
+    The conv's own `bias` exists only without an activation (the fused activation carries it).
+    """
 
     def __init__(
         self,
@@ -53,14 +55,9 @@ class ConvUpLayer(nn.Module):
         activate: bool = True,
         interpolation_mode: str = 'bilinear',
     ) -> None:
-        super().__init__()
-        self.stride, self.padding = stride, padding
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias and not activate, bias_init_val)
         self.interpolation_mode = interpolation_mode
         self.align_corners = None if interpolation_mode == 'nearest' else False
-        self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        has_bias = bias and not activate
-        self.bias = nn.Parameter(torch.full((out_channels,), float(bias_init_val))) if has_bias else None
         if activate:
             self.activation = FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU(0.2)
         else:
@@ -68,7 +65,7 @@ class ConvUpLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.interpolate(x, scale_factor=2, mode=self.interpolation_mode, align_corners=self.align_corners)
-        out = F.conv2d(out, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+        out = super().forward(out)
         return out if self.activation is None else self.activation(out)
 
 

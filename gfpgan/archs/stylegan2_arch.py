@@ -103,24 +103,17 @@ class UpFirDnSmooth(_FIRFilter):
 
 
 class UpFirDnModulatedConv2d(EqualModulatedConv):
-    """StyleGAN2 modulated conv; up/down sampling by a stride-2 (transposed) conv + FIR blur."""
+    """StyleGAN2 modulated conv; up/down sampling by a stride-2 (transposed) conv + FIR blur.
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        num_style_feat: int,
-        demodulate: bool = True,
-        sample_mode: str | None = None,
-        resample_kernel: Sequence[float] = (1, 3, 3, 1),
-        eps: float = 1e-8,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, num_style_feat, demodulate, sample_mode, eps)
-        if sample_mode == 'upsample':
-            self.smooth = UpFirDnSmooth(resample_kernel, upsample_factor=2, kernel_size=kernel_size)
-        elif sample_mode == 'downsample':
-            self.smooth = UpFirDnSmooth(resample_kernel, downsample_factor=2, kernel_size=kernel_size)
+    Arguments as `ModulatedConvBase`, plus `resample_kernel` (the 1-D FIR taps of the blur).
+    """
+
+    def __init__(self, *args, resample_kernel: Sequence[float] = (1, 3, 3, 1), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.sample_mode == 'upsample':
+            self.smooth = UpFirDnSmooth(resample_kernel, upsample_factor=2, kernel_size=self.kernel_size)
+        elif self.sample_mode == 'downsample':
+            self.smooth = UpFirDnSmooth(resample_kernel, downsample_factor=2, kernel_size=self.kernel_size)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         x, style, weight = self._modulate(x, style)
@@ -135,24 +128,10 @@ class UpFirDnModulatedConv2d(EqualModulatedConv):
 
 
 class UpFirDnStyleConv(EqualStyleConv):
-    """StyleConv of the original StyleGAN2 (upfirdn resampling)."""
+    """StyleConv of the original StyleGAN2 (upfirdn resampling); arguments as `UpFirDnModulatedConv2d`."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        num_style_feat: int,
-        demodulate: bool = True,
-        sample_mode: str | None = None,
-        resample_kernel: Sequence[float] = (1, 3, 3, 1),
-    ) -> None:
-        super().__init__(
-            UpFirDnModulatedConv2d(
-                in_channels, out_channels, kernel_size, num_style_feat, demodulate, sample_mode, resample_kernel
-            ),
-            out_channels,
-        )
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(UpFirDnModulatedConv2d(*args, **kwargs))
 
 
 class UpFirDnToRGB(EqualToRGB):

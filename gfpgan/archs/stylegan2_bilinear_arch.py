@@ -39,20 +39,13 @@ class Interpolate(nn.Module):
 
 
 class BilinearModulatedConv2d(EqualModulatedConv):
-    """Equalized-lr modulated conv (input modulation + output demodulation); resamples the input first."""
+    """Equalized-lr modulated conv (input modulation + output demodulation); resamples the input first.
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        num_style_feat: int,
-        demodulate: bool = True,
-        sample_mode: str | None = None,
-        eps: float = 1e-8,
-        interpolation_mode: str = 'bilinear',
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, num_style_feat, demodulate, sample_mode, eps)
+    Arguments as `ModulatedConvBase`, plus `interpolation_mode` ('bilinear' or 'nearest').
+    """
+
+    def __init__(self, *args, interpolation_mode: str = 'bilinear', **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.interpolation_mode = interpolation_mode
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -63,12 +56,10 @@ class BilinearModulatedConv2d(EqualModulatedConv):
 
 
 class BilinearStyleConv(EqualStyleConv):
-    """StyleConv with bilinear resampling."""
+    """StyleConv with bilinear resampling; arguments as `BilinearModulatedConv2d`."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_style_feat: int,
-                 demodulate: bool = True, sample_mode: str | None = None, interpolation_mode: str = 'bilinear') -> None:
-        super().__init__(BilinearModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat, demodulate,
-                                         sample_mode, interpolation_mode=interpolation_mode), out_channels)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(BilinearModulatedConv2d(*args, **kwargs))
 
 
 class BilinearToRGB(EqualToRGB):

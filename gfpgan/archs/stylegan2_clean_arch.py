@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gfpgan.archs.stylegan2_layers import SQRT2, NormStyleCode, StyleGAN2GeneratorBase, check_sample_mode, demodulation
+from gfpgan.archs.stylegan2_layers import SQRT2, ModulatedConvBase, NormStyleCode, StyleGAN2GeneratorBase, demodulation
 from gfpgan.utils.registry import ARCH_REGISTRY
 
 
@@ -57,32 +57,21 @@ def _exporting() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
-class CleanModulatedConv2d(nn.Module):
-    """Modulated (and optionally demodulated) conv with bilinear up/down sampling of the input.
+class CleanModulatedConv2d(ModulatedConvBase):
+    """Modulated (and optionally demodulated) conv with bilinear up/down sampling of the input; plain
+    weights (the equalized-lr scale is folded in), nn.Linear modulation.
 
     `forward(x, style, gain, bias)` returns `gain * modconv(x) + bias`, the gain and bias folded into
     the conv so that StyleConv needs no extra passes over the activations.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        num_style_feat: int,
-        demodulate: bool = True,
-        sample_mode: str | None = None,
-        eps: float = 1e-8,
-    ) -> None:
-        super().__init__()
-        check_sample_mode(sample_mode)
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
-        self.demodulate, self.sample_mode, self.eps = demodulate, sample_mode, eps
-        self.modulation = nn.Linear(num_style_feat, in_channels, bias=True)
-        _kaiming_normal_(self.modulation, a=0, bias_fill=1, nonlinearity='linear')
-        shape = (1, out_channels, in_channels, kernel_size, kernel_size)
-        self.weight = nn.Parameter(torch.randn(shape) / math.sqrt(in_channels * kernel_size**2))
-        self.padding = kernel_size // 2
+    def _build_modulation(self, num_style_feat: int, in_channels: int) -> nn.Module:
+        modulation = nn.Linear(num_style_feat, in_channels, bias=True)
+        _kaiming_normal_(modulation, a=0, bias_fill=1, nonlinearity='linear')
+        return modulation
+
+    def _weight_init_gain(self) -> float:
+        return 1 / math.sqrt(self.in_channels * self.kernel_size**2)
 
     def forward(
         self, x: torch.Tensor, style: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None
@@ -118,30 +107,16 @@ class CleanModulatedConv2d(nn.Module):
         return F.conv2d(resample(x, self.sample_mode), weight, None if bias is None else bias.view(-1),
                         padding=self.padding)
 
-    def extra_repr(self) -> str:
-        return (
-            f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
-            f'demodulate={self.demodulate}, sample_mode={self.sample_mode}'
-        )
-
 
 class CleanStyleConv(nn.Module):
-    """Modulated conv (x sqrt(2)) + noise (`weight`) + bias (`bias`, (1, C, 1, 1)) + leaky ReLU 0.2."""
+    """Modulated conv (x sqrt(2)) + noise (`weight`) + bias (`bias`, (1, C, 1, 1)) + leaky ReLU 0.2;
+    arguments as `CleanModulatedConv2d`."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        num_style_feat: int,
-        demodulate: bool = True,
-        sample_mode: str | None = None,
-    ) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__()
-        self.modulated_conv = CleanModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat, demodulate,
-                                              sample_mode)
+        self.modulated_conv = CleanModulatedConv2d(*args, **kwargs)
         self.weight = nn.Parameter(torch.zeros(1))  # noise strength
-        self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, self.modulated_conv.out_channels, 1, 1))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         # the sqrt(2) gain keeps this layer numerically equal to the original one after conversion

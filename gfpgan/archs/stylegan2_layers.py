@@ -132,11 +132,10 @@ def check_sample_mode(sample_mode: str | None) -> None:
         raise ValueError(f"sample_mode must be None, 'upsample' or 'downsample'; got {sample_mode!r}.")
 
 
-class EqualModulatedConv(nn.Module):
-    """Equalized-lr weight (`weight`, (1, out, in, k, k)), style `modulation` and demodulation, shared by
-    the equalized-lr modulated convs; subclasses decide how the input is resampled around the conv.
-
-    Modulates the input channels and demodulates the output ones (see `demodulation`).
+class ModulatedConvBase(nn.Module):
+    """What every modulated conv stores: a style `modulation` (num_style_feat -> in_channels) and a
+    (1, out, in, k, k) `weight` (the checkpoint layout). Subclasses say how the modulation is built and
+    how the weight is scaled, and how the input is resampled around the conv.
     """
 
     def __init__(
@@ -153,10 +152,32 @@ class EqualModulatedConv(nn.Module):
         check_sample_mode(sample_mode)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.demodulate, self.sample_mode, self.eps = demodulate, sample_mode, eps
-        self.modulation = EqualLinear(num_style_feat, in_channels, bias=True, bias_init_val=1, lr_mul=1)
-        self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
-        self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
+        self.modulation = self._build_modulation(num_style_feat, in_channels)
+        shape = (1, out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = nn.Parameter(torch.randn(shape) * self._weight_init_gain())
         self.padding = kernel_size // 2
+
+    def _build_modulation(self, num_style_feat: int, in_channels: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _weight_init_gain(self) -> float:
+        return 1.0
+
+    def extra_repr(self) -> str:
+        return (
+            f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
+            f'demodulate={self.demodulate}, sample_mode={self.sample_mode}'
+        )
+
+
+class EqualModulatedConv(ModulatedConvBase):
+    """Equalized-lr modulated conv: N(0, 1) weight scaled by 1/sqrt(fan_in) at run time, EqualLinear
+    modulation (bias 1). Modulates the input channels and demodulates the output ones (see `demodulation`).
+    """
+
+    def _build_modulation(self, num_style_feat: int, in_channels: int) -> nn.Module:
+        self.scale = 1 / math.sqrt(in_channels * self.kernel_size**2)
+        return EqualLinear(num_style_feat, in_channels, bias=True, bias_init_val=1, lr_mul=1)
 
     def _modulate(self, x: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x scaled per input channel, the (b, in) style, the (out, in, k, k) weight shared by the batch)."""
@@ -167,12 +188,6 @@ class EqualModulatedConv(nn.Module):
 
     def _demodulate(self, out: torch.Tensor, style: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return out * demodulation(style, weight, self.eps) if self.demodulate else out
-
-    def extra_repr(self) -> str:
-        return (
-            f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
-            f'demodulate={self.demodulate}, sample_mode={self.sample_mode}'
-        )
 
 
 def inject_noise(out: torch.Tensor, weight: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
@@ -186,11 +201,11 @@ def inject_noise(out: torch.Tensor, weight: torch.Tensor, noise: torch.Tensor | 
 class EqualStyleConv(nn.Module):
     """An equalized-lr modulated conv + noise injection (`weight`) + fused bias/leaky ReLU (`activate.bias`)."""
 
-    def __init__(self, modulated_conv: nn.Module, out_channels: int) -> None:
+    def __init__(self, modulated_conv: ModulatedConvBase) -> None:
         super().__init__()
         self.modulated_conv = modulated_conv
         self.weight = nn.Parameter(torch.zeros(1))  # noise strength
-        self.activate = FusedLeakyReLU(out_channels)
+        self.activate = FusedLeakyReLU(modulated_conv.out_channels)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         return self.activate(inject_noise(self.modulated_conv(x, style), self.weight, noise))
