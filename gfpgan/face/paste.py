@@ -82,14 +82,14 @@ def _sample_grid(inv_affine: np.ndarray, roi: tuple[int, int, int, int], face_si
     local = np.asarray(inv_affine, np.float64).copy()
     local[:, 2] -= (x0, y0)
     fwd = cv2.invertAffineTransform(local)  # ROI pixel -> crop pixel
-    xs = np.arange(x1 - x0, dtype=np.float64)[None, :]
-    ys = np.arange(y1 - y0, dtype=np.float64)[:, None]
+    xs = np.arange(x1 - x0, dtype=np.float64)
+    ys = np.arange(y1 - y0, dtype=np.float64)
     coords = []
-    for row in fwd:  # (x part, y part) of the crop coordinate
-        fixed = np.rint((row[1] * ys + row[2]) * 1024).astype(np.int64) + np.rint(row[0] * xs * 1024).astype(np.int64)
-        coords.append(((fixed + 16) >> 5) / 32.0)
-    grid = np.stack(coords, -1) * (2.0 / (face_size - 1)) - 1.0
-    return torch.from_numpy(grid.astype(np.float32))[None].to(device)
+    for row in fwd:  # (x part, y part) of the crop coordinate; the 1-D terms here, the 2-D sum on the device
+        by_row = torch.from_numpy(np.rint((row[1] * ys + row[2]) * 1024).astype(np.int64)).to(device)
+        by_col = torch.from_numpy(np.rint(row[0] * xs * 1024).astype(np.int64)).to(device)
+        coords.append(((by_row[:, None] + by_col[None, :] + 16) >> 5).float() / 32.0)
+    return (torch.stack(coords, -1) * (2.0 / (face_size - 1)) - 1.0)[None]
 
 
 def paste_faces_torch(canvas: torch.Tensor, faces: torch.Tensor, inv_affines: Sequence[np.ndarray],
@@ -108,7 +108,7 @@ def paste_faces_torch(canvas: torch.Tensor, faces: torch.Tensor, inv_affines: Se
     if len(inv_affines) != faces.shape[0]:
         raise ValueError(f'{faces.shape[0]} faces but {len(inv_affines)} inverse affine matrices.')
     device, face_size = canvas.device, faces.shape[1]
-    out = canvas.float()
+    out = canvas.clone()
     if masks is None:
         masks = torch.from_numpy(np.array(feather_mask(face_size)))[None].expand(faces.shape[0], -1, -1)
     masks = masks.to(device, torch.float32)
@@ -123,6 +123,6 @@ def paste_faces_torch(canvas: torch.Tensor, faces: torch.Tensor, inv_affines: Se
         face = face.round()  # OpenCV's warp of a uint8 face gives uint8 pixels
         mask = F.grid_sample(masks[i][None, None], grid, mode='bilinear', padding_mode='zeros', align_corners=True)
         face, mask = face[0].permute(1, 2, 0), mask[0].permute(1, 2, 0)
-        region = out[y0:y1, x0:x1]
-        out[y0:y1, x0:x1] = (mask * face + (1.0 - mask) * region).round().clamp_(0, 255)
-    return out.to(torch.uint8)
+        region = out[y0:y1, x0:x1].float()
+        out[y0:y1, x0:x1] = (mask * face + (1.0 - mask) * region).round_().clamp_(0, 255).to(torch.uint8)
+    return out
