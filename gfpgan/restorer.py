@@ -24,6 +24,7 @@ from torch import nn
 
 from gfpgan.archs import build_network
 from gfpgan.face.face_restore_helper import FaceRestoreHelper
+from gfpgan.face.paste import paste_faces_torch
 from gfpgan.face.weights import load_file_from_url
 from gfpgan.inference_speed import prepare_for_inference
 from gfpgan.utils.checkpoint_io import extract_state_dict, load_checkpoint, load_weights
@@ -129,6 +130,9 @@ class GFPGANer:
         max_output_megapixels: refuse whole images whose output would be larger (memory guard).
         use_parse: blend with a ParseNet face mask (`parsing_parsenet.pth` in the weights folder, downloaded
             when allowed) instead of the feathered crop square.
+        paste_on_device: warp and blend the restored faces where they were restored
+            (`gfpgan.face.paste.paste_faces_torch`), so a photo comes back in one transfer; None turns
+            it on for CUDA. On CPU the OpenCV path (`paste_face`) stays the default.
     """
 
     def __init__(self, model_path: str | os.PathLike | None, upscale: float = 2, arch: str = 'clean',
@@ -137,7 +141,8 @@ class GFPGANer:
                  net: nn.Module | None = None, detector: Any = 'dlib', weights_dir: str | None = None,
                  face_size: int = 512, batch_size: int = 8, randomize_noise: bool = False,
                  max_output_megapixels: float = 100.0, use_parse: bool = False,
-                 channels_last: bool | None = None, compile: bool = False) -> None:
+                 channels_last: bool | None = None, compile: bool = False,
+                 paste_on_device: bool | None = None) -> None:
         self.upscale = upscale
         self.bg_upsampler = bg_upsampler
         self.device = _resolve_device(device)
@@ -145,6 +150,7 @@ class GFPGANer:
         self.face_size = face_size
         self.batch_size = batch_size
         self.max_output_megapixels = max_output_megapixels
+        self.paste_on_device = self.device.type == 'cuda' if paste_on_device is None else paste_on_device
         if net is None:
             if str(model_path).startswith(('https://', 'http://')):  # upstream accepted release URLs here
                 model_path = load_file_from_url(str(model_path), weights_dir)
@@ -195,9 +201,13 @@ class GFPGANer:
         Crops are resized to the network's `out_size` and the result back, so a 512 crop works with
         a generator of another size.
         """
+        return [np.ascontiguousarray(img) for img in self._restore_on_device(faces, weight).cpu().numpy()]
+
+    def _restore_on_device(self, faces: list[np.ndarray], weight: float) -> torch.Tensor:
+        """`restore_faces` as one (N, S, S, 3) BGR uint8 tensor on the device."""
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f'weight must be in [0, 1] (1 = restored face only, 0 = input), got {weight}.')
-        out = []
+        out: list[torch.Tensor] = []
         for start in range(0, len(faces), self.batch_size):
             chunk = faces[start:start + self.batch_size]
             size = chunk[0].shape[0]
@@ -210,9 +220,8 @@ class GFPGANer:
             if size != self.out_size:
                 y = F.interpolate(y, size=size, mode='bilinear', antialias=True, align_corners=False)
             y = weight * y.clamp(-1, 1) + (1.0 - weight) * x
-            imgs = ((y + 1.0) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
-            out.extend(np.ascontiguousarray(img[:, :, ::-1]) for img in imgs)
-        return out
+            out.append(((y + 1.0) * 127.5).round().clamp(0, 255).byte().flip(1).permute(0, 2, 3, 1))
+        return torch.cat(out)
 
     def check_size(self, img: np.ndarray) -> None:
         """Raise a clear error if the enlarged image would exceed `max_output_megapixels`."""
@@ -244,18 +253,35 @@ class GFPGANer:
             helper.read_image(img)
             helper.get_face_landmarks_5(only_center_face=only_center_face)
             helper.align_warp_face()
-        helper.restored_faces = self.restore_faces(helper.cropped_faces, weight) if helper.cropped_faces else []
+        restored = self._restore_on_device(helper.cropped_faces, weight) if helper.cropped_faces else None
+        helper.restored_faces = [] if restored is None else list(restored.cpu().numpy())
         if has_aligned or not paste_back:
             return helper.cropped_faces, helper.restored_faces, None
-        return helper.cropped_faces, helper.restored_faces, self.paste_back(helper, img)
+        return helper.cropped_faces, helper.restored_faces, self.paste_back(helper, img, restored)
 
-    def paste_back(self, helper: FaceRestoreHelper, img: np.ndarray) -> np.ndarray:
-        """Blend `helper`'s restored faces into `img` enlarged `upscale` times (by `bg_upsampler` if set)."""
+    def paste_back(self, helper: FaceRestoreHelper, img: np.ndarray, restored: torch.Tensor | None = None) -> np.ndarray:
+        """Blend `helper`'s restored faces into `img` enlarged `upscale` times (by `bg_upsampler` if set).
+
+        With `paste_on_device` the faces are warped and blended on the device (one transfer back);
+        `restored` is the device tensor of `helper.restored_faces` when the caller still holds it.
+        """
         background = None
         if self.bg_upsampler is not None:
             background = self.bg_upsampler.enhance(img, outscale=self.upscale)[0]
         helper.get_inverse_affine()
-        return helper.paste_faces_to_input_image(upsample_img=background)
+        if not self.paste_on_device or not helper.restored_faces:
+            return helper.paste_faces_to_input_image(upsample_img=background)
+        if restored is None:
+            restored = torch.from_numpy(np.stack(helper.restored_faces)).to(self.device)
+        out_h, out_w = helper.upscaled_size()
+        if background is None or background.shape[:2] != (out_h, out_w):
+            background = cv2.resize(img if background is None else background, (out_w, out_h),
+                                    interpolation=cv2.INTER_LANCZOS4)
+        masks = None
+        if helper.parser is not None:
+            masks = torch.from_numpy(np.stack([helper.parser(face) for face in helper.restored_faces]))
+        canvas = torch.from_numpy(np.ascontiguousarray(background)).to(self.device)
+        return paste_faces_torch(canvas, restored, helper.inverse_affine_matrices, masks).cpu().numpy()
 
     def enhance_video(self, src: str | os.PathLike, dst: str | os.PathLike, *, weight: float = 1.0,
                       only_center_face: bool = False, progress: Any = None, **options: Any):

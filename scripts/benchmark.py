@@ -108,6 +108,8 @@ RESULTS: dict[str, float] = {}  # numbers one section leaves for a later one (e.
 
 # ---------------------------------------------------------------- arch: GFPGANv1Clean forward
 UPSTREAM_LABEL = 'upstream-structured reference, fp32 eager'
+COMPILED_LABEL = 'ours, fp32 channels_last + torch.compile (inductor, frozen weights)'
+DEFAULT_LABEL = 'ours, default (`prepare_for_inference`: channels_last + prepacked convs)'
 
 
 @contextlib.contextmanager
@@ -123,7 +125,6 @@ def upstream_structure():
     import torch.nn.functional as F
 
     from gfpgan.archs import gfpganv1_clean_arch as gfp
-    from gfpgan.archs import stylegan2_arch
     from gfpgan.archs import stylegan2_clean_arch as sg
 
     def grouped_modulated_conv(self, x, style, gain=1.0, bias=None):
@@ -132,7 +133,9 @@ def upstream_structure():
         weight = self.weight * self.modulation(style).view(b, 1, c, 1, 1)
         if self.demodulate:
             weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4], keepdim=True) + self.eps)
-        x = sg.resample(x, self.sample_mode)
+        if self.sample_mode:
+            scale = 2 if self.sample_mode == 'upsample' else 0.5
+            x = F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False)
         out = F.conv2d(x.reshape(1, b * c, *x.shape[2:]), weight.view(b * o, c, k, k), padding=self.padding,
                        groups=b)
         out = out.view(b, o, *out.shape[2:]) * gain
@@ -147,7 +150,8 @@ def upstream_structure():
     def to_rgb(self, x, style, skip=None):
         out = self.modulated_conv(x, style) + self.bias
         if skip is not None:
-            out = out + (sg.resample(skip, 'upsample') if self.upsample else skip)
+            out = out + (F.interpolate(skip, scale_factor=2, mode='bilinear', align_corners=False)
+                         if self.upsample else skip)
         return out
 
     def resblock(self, x):
@@ -157,17 +161,28 @@ def upstream_structure():
         out = F.leaky_relu(self.conv2(out), 0.2)
         return out + self.skip(F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False))
 
-    patches = [(sg.ModulatedConv2d, 'forward', grouped_modulated_conv), (sg.StyleConv, 'forward', style_conv),
-               (sg.ToRGB, 'forward', to_rgb), (gfp.ResBlock, 'forward', resblock),
-               (gfp.StyleGAN2GeneratorCSFT, '_apply_sft', stylegan2_arch.StyleGAN2GeneratorBase._apply_sft)]
-    saved = [(cls, name, cls.__dict__[name]) for cls, name, _ in patches]
+    def apply_sft(self, out, scale, shift):
+        same, sft = out.chunk(2, dim=1)
+        return torch.cat([same, sft * scale + shift], dim=1) if self.sft_half else out * scale + shift
+
+    def encoder_conv(self, conv, x):
+        return F.leaky_relu(conv(x), 0.2)
+
+    patches = [(sg.CleanModulatedConv2d, 'forward', grouped_modulated_conv),
+               (sg.CleanStyleConv, 'forward', style_conv), (sg.CleanToRGB, 'forward', to_rgb),
+               (gfp.CleanResBlock, 'forward', resblock), (gfp.StyleGAN2GeneratorCSFT, '_apply_sft', apply_sft),
+               (gfp.GFPGANv1Clean, '_encoder_conv', encoder_conv)]
+    saved = [(cls, name, cls.__dict__.get(name)) for cls, name, _ in patches]
     for cls, name, fn in patches:
         setattr(cls, name, fn)
     try:
         yield
     finally:
         for cls, name, fn in saved:
-            setattr(cls, name, fn)
+            if fn is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, fn)
 
 
 def _image(batch: int, device: str = 'cpu') -> torch.Tensor:
@@ -184,12 +199,13 @@ def bench_arch(args: argparse.Namespace) -> str:
 
     torch.manual_seed(0)
     net = GFPGANv1Clean(**V14_ARGS).eval().requires_grad_(False)
+    default = prepare_for_inference(copy.deepcopy(net), device='cpu')  # what GFPGANer / the CLI run
+    unpacked = prepare_for_inference(copy.deepcopy(net), device='cpu', prepack=False)
     fast = prepare_for_inference(copy.deepcopy(net), device='cpu', channels_last=True, compile=args.compile)
     kwargs = dict(randomize_noise=False, return_rgb=False)
     rows, notes = [], []
     for batch in args.cpu_batches:
         x = _image(batch)
-        xc = x.contiguous(memory_format=torch.channels_last)
 
         def reference(x=x):
             with torch.inference_mode(), upstream_structure():
@@ -199,18 +215,14 @@ def bench_arch(args: argparse.Namespace) -> str:
             with torch.inference_mode():
                 return net(x, **kwargs)[0]
 
-        def channels_last(xc=xc):
-            with torch.inference_mode():
-                return fast.net(xc, **kwargs)[0]
-
         fns = {UPSTREAM_LABEL: reference, 'ours, fp32 eager (NCHW)': eager,
-               'ours, fp32 channels_last (`prepare_for_inference`)': channels_last}
+               'ours, fp32 channels_last, convs not prepacked': lambda x=x: unpacked(x, **kwargs)[0],
+               DEFAULT_LABEL: lambda x=x: default(x, **kwargs)[0]}
         if args.compile and batch == 1:
             start = time.perf_counter()
             fast(x, **kwargs)  # compiles
             notes.append(f'torch.compile took {time.perf_counter() - start:.0f} s (first call, batch {batch}).')
-            label = 'ours, fp32 channels_last + torch.compile (inductor, frozen weights)'
-            fns[label] = lambda x=x: fast(x, **kwargs)[0]
+            fns[COMPILED_LABEL] = lambda x=x: fast(x, **kwargs)[0]
         rounds = args.iters if batch == 1 else args.large_batch_iters
         medians = interleaved_medians(fns, args.warmup if batch == 1 else 0, rounds)
         ref_out = reference().float()
@@ -236,6 +248,13 @@ def bench_arch(args: argparse.Namespace) -> str:
     for device, batch, label, sec, ratio, diff in rows:
         lines.append(f'| {device} | {batch} | {label} | {1000 * sec / batch:.0f} | {batch / sec:.2f} | '
                      f'{ratio:.2f}x | {diff:.1e} |')
+    lines.append('')
+    for _, batch, label, _, ratio, diff in rows:
+        target = {DEFAULT_LABEL: 1.6, COMPILED_LABEL: 2.0}.get(label)
+        if target:
+            verdict = 'met' if ratio >= target and diff <= 1e-4 else 'NOT met'
+            lines.append(f'- batch {batch}, {label}: **{ratio:.2f}x** the reference (target {target}x, outputs '
+                         f'within 1e-4: {diff:.1e}): {verdict}.')
     return '\n'.join(lines) + '\n'
 
 
@@ -308,6 +327,10 @@ def bench_gpu(args: argparse.Namespace) -> str:
              '| batch | variant | faces / s | speed-up vs fp32 eager | of bf16 peak | PSNR vs fp32 (dB) |',
              '|---:|---|---:|---:|---:|---:|']
     lines += [f'| {b} | {label} | {fps:.1f} | {r:.2f}x | {frac} | {p:.1f} |' for b, label, fps, r, frac, p in rows]
+    b1 = max((r for r in rows if r[0] == 1), key=lambda r: r[2])
+    best = max(rows, key=lambda r: r[2])
+    lines += ['', f'- batch 1: {b1[2]:.1f} faces/s ({b1[1]}, {b1[4]} of the bf16 peak); best batch {best[0]}: '
+              f'{best[2]:.1f} faces/s ({best[1]}, {best[4]} of the bf16 peak).']
     return '\n'.join(lines) + '\n'
 
 
@@ -376,6 +399,176 @@ def bench_train(args: argparse.Namespace) -> str:
     return '\n'.join(lines) + '\n'
 
 
+# ---------------------------------------------------------------- gfpgan_iter: one GFPGAN iteration from archs
+GFPGAN_ITER_G = dict(out_size=128, num_style_feat=256, channel_multiplier=1, decoder_load_path=None,
+                     fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=0.5, sft_half=True)
+
+
+class GFPGANIteration:
+    """One GFPGAN training iteration built from the archs and the ops alone (no model class): generator
+    with pyramid RGBs, StyleGAN2 discriminator (wgan_softplus), three facial-component discriminators
+    with their Gram style loss, ArcFace identity, VGG perceptual + style; a G step, a D step and the
+    component D steps, Adam everywhere (upstream's betas, lr 1e-5). Lazy R1 (every 16 iterations upstream) is left
+    out of the timed iteration. `randomize_noise=False`, so two modes see the same numbers.
+    """
+
+    def __init__(self, batch: int, seed: int = 0, channels_last: bool = False, device: str = 'cpu') -> None:
+        from gfpgan.archs.arcface_arch import ResNetArcFace
+        from gfpgan.archs.gfpganv1_arch import FacialComponentDiscriminator
+        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+        from gfpgan.archs.stylegan2_arch import StyleGAN2Discriminator
+        from gfpgan.archs.vgg_arch import VGGFeatureExtractor
+        from gfpgan.utils.memory_format import to_channels_last
+
+        torch.manual_seed(seed)
+        size = GFPGAN_ITER_G['out_size']
+        self.net_g = GFPGANv1Clean(**GFPGAN_ITER_G)
+        self.net_d = StyleGAN2Discriminator(size, channel_multiplier=1, narrow=0.5)
+        self.comp_d = torch.nn.ModuleList(FacialComponentDiscriminator() for _ in range(3))
+        self.arcface = ResNetArcFace('IRBlock', [2, 2, 2, 2], use_se=False).eval().requires_grad_(False)
+        self.vgg = VGGFeatureExtractor(['conv1_2', 'conv2_2', 'conv3_4', 'conv4_4', 'conv5_4'], range_norm=True)
+        self.vgg.requires_grad_(False)
+        self.layer_weights = {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1, 'conv4_4': 1, 'conv5_4': 1}
+        g = torch.Generator().manual_seed(seed + 1)
+        self.gt = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
+        self.lq = (self.gt + 0.2 * torch.randn(self.gt.shape, generator=g)).clamp(-1, 1)
+        r = size / 512  # upstream's 80 / 120 px crops at 512
+        boxes = [torch.tensor([[i, 150 * r, 200 * r, 230 * r, 280 * r] for i in range(batch)]),
+                 torch.tensor([[i, 280 * r, 200 * r, 360 * r, 280 * r] for i in range(batch)]),
+                 torch.tensor([[i, 190 * r, 330 * r, 310 * r, 450 * r] for i in range(batch)])]
+        self.boxes, self.crop = boxes, [int(80 * r), int(80 * r), int(120 * r)]
+        self.channels_last = channels_last
+        for net in (self.net_g, self.net_d, self.comp_d, self.arcface, self.vgg):
+            net.to(device)
+        self.gt, self.lq = self.gt.to(device), self.lq.to(device)
+        self.boxes = [b.to(device) for b in self.boxes]
+        if channels_last:
+            for net in (self.net_g, self.net_d, self.comp_d, self.arcface, self.vgg):
+                to_channels_last(net)
+            self.gt, self.lq = (t.contiguous(memory_format=torch.channels_last) for t in (self.gt, self.lq))
+        lr = 1e-5  # upstream's 2e-3 makes random weights on random data diverge (and denormals are slow)
+        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr, betas=(0.0, 0.99))
+        self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr * 16 / 17, betas=(0.0, 0.99 ** (16 / 17)))
+        self.opt_c = torch.optim.Adam(self.comp_d.parameters(), lr, betas=(0.9, 0.99))
+
+    @staticmethod
+    def _gram(x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        f = x.reshape(b, c, h * w)
+        return f @ f.transpose(1, 2) / (c * h * w)
+
+    def _crops(self, img: torch.Tensor) -> list[torch.Tensor]:
+        from gfpgan.ops.roi_align import roi_align
+
+        return [roi_align(img, b, s) for b, s in zip(self.boxes, self.crop)]
+
+    def _identity(self, img: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        gray = (0.2989 * img[:, 0:1] + 0.5870 * img[:, 1:2] + 0.1140 * img[:, 2:3])
+        return self.arcface(F.interpolate(gray, (128, 128), mode='bilinear', align_corners=False))
+
+    def step(self) -> dict[str, float]:
+        """One iteration; returns the losses (floats) it optimised."""
+        import torch.nn.functional as F
+
+        logs = {}
+        self.net_d.requires_grad_(False)
+        self.comp_d.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        out, rgbs = self.net_g(self.lq, return_rgb=True, randomize_noise=False)
+        loss = logs['l_g_pix'] = F.l1_loss(out, self.gt)
+        for rgb in rgbs:
+            gt_level = F.interpolate(self.gt, size=rgb.shape[-2:], mode='bilinear', align_corners=False)
+            loss = loss + F.l1_loss(rgb, gt_level)
+        feats, gt_feats = self.vgg(out), self.vgg(self.gt.detach())
+        percep = sum(w * F.l1_loss(feats[k], gt_feats[k]) for k, w in self.layer_weights.items())
+        style = sum(w * F.l1_loss(self._gram(feats[k]), self._gram(gt_feats[k])) for k, w in self.layer_weights.items())
+        logs['l_g_gan'] = F.softplus(-self.net_d(out)).mean() * 0.1
+        loss = loss + percep + 50 * style + logs['l_g_gan']
+        fake_crops, real_crops = self._crops(out), self._crops(self.gt)
+        for disc, fake, real in zip(self.comp_d, fake_crops, real_crops):
+            score, fake_f = disc(fake, return_feats=True)
+            _, real_f = disc(real, return_feats=True)
+            loss = loss + F.softplus(-score).mean() * 0.1
+            loss = loss + 200 * sum(w * F.l1_loss(self._gram(a), self._gram(b.detach()))
+                                    for w, a, b in zip((0.5, 1.0), fake_f, real_f))
+        logs['l_identity'] = F.l1_loss(self._identity(out), self._identity(self.gt).detach()) * 10
+        loss = loss + logs['l_identity']
+        logs['l_g_total'] = loss
+        loss.backward()
+        self.opt_g.step()
+        self.net_d.requires_grad_(True)
+        self.comp_d.requires_grad_(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        fake = out.detach()
+        l_d = F.softplus(self.net_d(fake)).mean() + F.softplus(-self.net_d(self.gt)).mean()
+        l_d.backward()
+        self.opt_d.step()
+        self.opt_c.zero_grad(set_to_none=True)
+        l_c = sum(F.softplus(d(f.detach())[0]).mean() + F.softplus(-d(r)[0]).mean()
+                  for d, f, r in zip(self.comp_d, fake_crops, real_crops))
+        l_c.backward()
+        self.opt_c.step()
+        logs['l_d'], logs['l_d_components'] = l_d, l_c
+        return {k: float(v.detach()) for k, v in logs.items()}
+
+
+@section('gfpgan_iter', 'One GFPGAN training iteration (128 px by default): ours (fp32, channels_last, bf16) vs the '
+                        'upstream-structured eager reference, losses compared')
+def bench_gfpgan_iter(args: argparse.Namespace) -> str:
+    batch = args.iter_batch
+    GFPGAN_ITER_G['out_size'] = args.iter_size
+    modes = {'upstream-structured reference, fp32 eager': dict(reference=True),
+             'ours, fp32 eager': {}, 'ours, fp32 channels_last': dict(channels_last=True),
+             'ours, bf16 autocast (reduced precision)': dict(bf16=True),
+             'ours, bf16 autocast + channels_last (reduced precision)': dict(bf16=True, channels_last=True)}
+    device = args.iter_device
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        print('  gfpgan_iter: skipped (no CUDA device)', flush=True)
+        return '## Training: one GFPGAN iteration\n\nSkipped: --iter-device cuda but no CUDA device here.\n'
+    iters = {label: GFPGANIteration(batch, channels_last=m.get('channels_last', False), device=device)
+             for label, m in modes.items()}
+    first: dict[str, dict[str, float]] = {}
+
+    def run(label: str) -> None:
+        mode = modes[label]
+        with contextlib.ExitStack() as stack:
+            if mode.get('reference'):
+                stack.enter_context(upstream_structure())
+            if mode.get('bf16'):
+                stack.enter_context(torch.autocast(torch.device(device).type, dtype=torch.bfloat16))
+            logs = iters[label].step()
+        first.setdefault(label, logs)
+
+    fns = {label: (lambda label=label: run(label)) for label in modes}
+    medians = interleaved_medians(fns, 1, args.iter_rounds, cuda=device.startswith('cuda'))
+    ref_label = next(iter(modes))
+    base = medians[ref_label]
+    lines = [f'## Training: one GFPGAN iteration on {device} (archs + ops, no model class)', '',
+             f'Machine: {machine_description()}; {load_note()}. `python scripts/benchmark.py --sections gfpgan_iter` '
+             f'(`scripts/benchmark.py:GFPGANIteration`): GFPGANv1Clean {GFPGAN_ITER_G["out_size"]} px '
+             f'(narrow {GFPGAN_ITER_G["narrow"]}, channel multiplier 1), batch {batch}, pyramid L1 on every RGB, VGG19 '
+             'perceptual + style, StyleGAN2 discriminator (wgan_softplus), three facial-component discriminators '
+             '+ Gram style loss, ArcFace identity; G step, D step, component D steps (Adam). Random weights, same '
+             f'for every mode; 1 warm-up + {args.iter_rounds} iterations per mode, round-robin, median. The losses '
+             'are those of the first timed-mode call (same weights and data in every mode).', '',
+             '| mode | iterations / s | speed-up vs reference | l_g_total (1st) | l_d (1st) | max rel. loss diff |',
+             '|---|---:|---:|---:|---:|---:|']
+    ref = first[ref_label]
+    for label in modes:
+        logs = first[label]
+        rel = max(abs(logs[k] - ref[k]) / max(abs(ref[k]), 1e-12) for k in ref)
+        lines.append(f'| {label} | {1 / medians[label]:.3f} | {base / medians[label]:.2f}x | {logs["l_g_total"]:.6f} '
+                     f'| {logs["l_d"]:.6f} | {rel:.1e} |')
+        print(f'  gfpgan_iter {label}: {medians[label]:.2f} s/it', flush=True)
+    fp32 = base / medians['ours, fp32 eager']
+    best_label = max(modes, key=lambda k: base / medians[k])
+    lines += ['', f'- ours fp32 eager: **{fp32:.2f}x** the reference (target 1.5x): '
+              f'{"met" if fp32 >= 1.5 else "NOT met"}; fastest mode: {best_label}, {base / medians[best_label]:.2f}x.']
+    return '\n'.join(lines) + '\n'
+
+
 # ---------------------------------------------------------------- data: degradation throughput vs consumption
 @section('data', 'FFHQ degradation throughput (numpy and batched torch paths) vs what a training step consumes')
 def bench_data(args: argparse.Namespace) -> str:
@@ -420,19 +613,23 @@ def bench_inference(args: argparse.Namespace) -> str:
     import statistics
 
     import cv2
+    import numpy as np
 
     from gfpgan.archs import build_network
     from gfpgan.face.alignment import estimate_alignment, inverse_affine, warp_face
     from gfpgan.face.detection import DlibFaceDetector
-    from gfpgan.face.paste import paste_face
+    from gfpgan.face.paste import paste_face, paste_faces_torch
     from gfpgan.restorer import GFPGANer, arch_options
 
     folder = REPO.parent / 'shared' / 'data' / 'whole_imgs'
     imgs = [cv2.imread(str(p)) for p in sorted(folder.iterdir()) if p.is_file()]
     detector = DlibFaceDetector()
     torch.manual_seed(0)
-    restorer = GFPGANer(None, net=build_network(arch_options('clean')), upscale=2, device='cpu', detector=detector)
-    stages = {'detection': 0.0, 'alignment': 0.0, 'paste-back': 0.0, 'restoration (512, fast path)': 0.0}
+    device = 'cuda' if torch.cuda.is_available() and not args.no_cuda else 'cpu'
+    restorer = GFPGANer(None, net=build_network(arch_options('clean')), upscale=2, device=device, detector=detector)
+    device_paste = f'paste-back on the device ({restorer.device.type}, `paste_faces_torch`, incl. transfers)'
+    stages = {'detection': 0.0, 'alignment': 0.0, 'paste-back': 0.0, device_paste: 0.0,
+              'restoration (512, fast path)': 0.0}
     faces_total, faces_restored = 0, 0
 
     def median_time(fn, repeat):
@@ -464,22 +661,31 @@ def bench_inference(args: argparse.Namespace) -> str:
                 paste_face(canvas, face, inv)
 
         stages['paste-back'] += median_time(paste, args.inference_repeat)[0]
+        if restored:
+            dev = restorer.device
+            faces_t = torch.from_numpy(np.stack(restored)).to(dev)
+
+            def paste_device(big=big, faces_t=faces_t, mats=mats, dev=dev):
+                out = paste_faces_torch(torch.from_numpy(big).to(dev), faces_t, mats).cpu()
+                return out
+
+            stages[device_paste] += median_time(paste_device, args.inference_repeat)[0]
     per_face = {k: v / max(1, faces_restored if k.startswith('restoration') else faces_total)
                 for k, v in stages.items()}
     overhead = per_face['detection'] + per_face['alignment'] + per_face['paste-back']
     restoration = per_face['restoration (512, fast path)']
-    lines = ['## Whole-photo inference: pipeline overhead vs restoration, per face (CPU)', '',
+    lines = [f'## Whole-photo inference: pipeline stages per face ({restorer.device.type})', '',
              f'Machine: {machine_description()}; {load_note()}. `../shared/data/whole_imgs` ({len(imgs)} photos, '
-             f'{faces_total} faces), upscale 2, dlib detector, GFPGANer default fast path (channels_last, fp32), '
-             f'median of {args.inference_repeat} runs per stage (restoration 1 run'
+             f'{faces_total} faces), upscale 2, dlib detector (CPU), GFPGANer default fast path on '
+             f'{restorer.device.type}, median of {args.inference_repeat} runs per stage (restoration 1 run'
              + (f'; `--quick`: only the first photo, {faces_restored} faces' if args.quick else '') + '; each photo\'s '
-             'faces in one batch).', '',
+             'faces in one batch). "paste-back" is the OpenCV path (`paste_face`, the CPU default); the device row '
+             'warps and blends all faces of a photo with `grid_sample` where they were restored and includes '
+             'moving the background there and the result back.', '',
              '| stage | ms / face |', '|---|---:|']
     lines += [f'| {k} | {1000 * v:.1f} |' for k, v in per_face.items()]
-    lines += ['', f'Detection + alignment + paste-back = {100 * overhead / restoration:.1f} % of restoration time '
-              'on CPU. On a GPU restoration gets ~100x faster while dlib detection and paste-back stay on the CPU, '
-              'so the 25 % GPU target needs a GPU detector (`--detector retinaface`) and holds only if the CPU '
-              f'stages cost < 25 % of the GPU restoration time (measure with this section on a GPU machine).']
+    lines += ['', f'Detection + alignment + paste-back (OpenCV) = {100 * overhead / restoration:.1f} % of the '
+              'restoration time here.']
     return '\n'.join(lines) + '\n'
 
 
@@ -566,6 +772,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--no-cuda', action='store_true')
     parser.add_argument('--train-steps', type=int, default=3, help='training steps per timed round')
     parser.add_argument('--train-rounds', type=int, default=5)
+    parser.add_argument('--iter-batch', type=int, default=4, help='batch of the gfpgan_iter section')
+    parser.add_argument('--iter-size', type=int, default=128, help='face size of the gfpgan_iter section')
+    parser.add_argument('--iter-device', default='cpu', help='device of the gfpgan_iter section (cpu, cuda)')
+    parser.add_argument('--iter-rounds', type=int, default=3, help='timed iterations per mode (gfpgan_iter)')
     parser.add_argument('--data-repeats', type=int, default=10)
     parser.add_argument('--inference-repeat', type=int, default=3)
     parser.add_argument('--video-frames', type=int, default=4, help='frames of the 512 video clip')

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-from gfpgan.archs.stylegan2_clean_arch import ModulatedConv2d
+from gfpgan.archs.stylegan2_clean_arch import CleanModulatedConv2d as ModulatedConv2d
 from gfpgan.inference_speed import FastGenerator, channels_last_weights, prepare_for_inference, resolve_dtype
 
 # 64 px so that the high-resolution layers take the batch-1 "modulate the weight" path
@@ -139,3 +139,57 @@ def test_gfpganer_fast_modes_restore_the_same_faces(net):
         outs[name] = restorer.restore_faces([crop])[0].astype(int)
     assert np.abs(outs['fast'] - outs['plain']).max() <= 1  # uint8 rounding of equal floats
     assert 0 < np.abs(outs['bf16'] - outs['plain']).mean() < 8
+
+
+needs_mkldnn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason='needs oneDNN (mkldnn)')
+
+
+@needs_mkldnn
+def test_prepacked_convs_are_equal_and_keep_the_state_dict(net):
+    from gfpgan.inference_speed import PackedConv2d
+
+    x = image(2)
+    ref_image, ref_rgbs = net(x, randomize_noise=False)
+    packed_net = copy.deepcopy(net)
+    sd = packed_net.state_dict()
+    fast = prepare_for_inference(packed_net)  # CPU fp32 eager channels_last: prepacks by default
+    packed = [m for m in packed_net.modules() if isinstance(m, PackedConv2d)]
+    assert len(packed) == sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    fused = [m for m in packed if m.negative_slope is not None]  # the SFT branches' conv + LeakyReLU
+    assert len(fused) == len(net.condition_scale) * 2
+    assert list(packed_net.state_dict()) == list(sd)
+    assert all(torch.equal(packed_net.state_dict()[k], v) for k, v in sd.items())
+    for batch in (2, 1):  # the packed weight is per input shape
+        out_image, out_rgbs = fast(x[:batch], randomize_noise=False)
+        assert max_rel_err(out_image, ref_image[:batch]) < 1e-5
+        assert all(max_rel_err(a, b[:batch]) < 1e-5 for a, b in zip(out_rgbs, ref_rgbs))
+    # loading other weights afterwards is seen (the packed copy follows the weight's version)
+    with torch.no_grad():
+        packed_net.conv_body_first.weight.mul_(2)
+        net2 = copy.deepcopy(net)
+        net2.conv_body_first.weight.mul_(2)
+    torch.testing.assert_close(fast(x, randomize_noise=False)[0], reference(net2, x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='CPU eager'):
+        prepare_for_inference(copy.deepcopy(net), prepack=True, compile=True)
+
+
+def test_prepack_only_by_default_on_cpu_fp32_eager(net):
+    from gfpgan.inference_speed import PackedConv2d
+
+    def n_packed(**kw):
+        g = prepare_for_inference(copy.deepcopy(net), **kw)
+        return sum(isinstance(m, PackedConv2d) for m in g.net.modules())
+
+    assert n_packed(channels_last=False) == 0
+    assert n_packed(dtype='bf16') == 0
+    assert n_packed(prepack=False) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_fast_path_matches_cpu_fp32(net):
+    x = image(2)
+    ref = reference(net, x)
+    fp32 = prepare_for_inference(copy.deepcopy(net), device='cuda')
+    assert max_rel_err(fp32(x, randomize_noise=False, return_rgb=False)[0].cpu(), ref) < 1e-3  # TF32 convs allowed
+    bf16 = prepare_for_inference(copy.deepcopy(net), device='cuda', dtype='bf16')
+    assert bf16.channels_last and psnr(bf16(x, randomize_noise=False, return_rgb=False)[0].cpu(), ref) > 30

@@ -11,14 +11,15 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from gfpgan.archs.gfpganv1_arch import GFPGANBase, ResUpBlock
-from gfpgan.archs.stylegan2_arch import SQRT2, EqualConv2d, ScaledLeakyReLU, StyleGAN2SFTGeneratorBase
+from gfpgan.archs.gfpgan_unet import GFPGANBase
+from gfpgan.archs.gfpganv1_arch import ResUpBlock
 from gfpgan.archs.stylegan2_bilinear_arch import StyleGAN2GeneratorBilinear
+from gfpgan.archs.stylegan2_layers import SQRT2, EqualConv2d, ScaledLeakyReLU, SFTGeneratorMixin
 from gfpgan.ops.fused_act import FusedLeakyReLU
 from gfpgan.utils.registry import ARCH_REGISTRY
 
 
-class StyleGAN2GeneratorBilinearSFT(StyleGAN2SFTGeneratorBase, StyleGAN2GeneratorBilinear):
+class StyleGAN2GeneratorBilinearSFT(SFTGeneratorMixin, StyleGAN2GeneratorBilinear):
     """Bilinear StyleGAN2 generator with SFT conditions (scale, shift per resolution)."""
 
     def __init__(self, out_size: int, num_style_feat: int = 512, num_mlp: int = 8, channel_multiplier: float = 2,
@@ -27,7 +28,7 @@ class StyleGAN2GeneratorBilinearSFT(StyleGAN2SFTGeneratorBase, StyleGAN2Generato
         self.sft_half = sft_half
 
 
-class ConvLayer(nn.Sequential):
+class BilinearConvLayer(nn.Sequential):
     """[bilinear 0.5x] + EqualConv2d + [fused or scaled leaky ReLU]."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
@@ -43,15 +44,16 @@ class ConvLayer(nn.Sequential):
         super().__init__(*layers)
 
 
-class ResBlock(nn.Module):
+class BilinearResBlock(nn.Module):
     """Encoder residual block with bilinear downsampling, / sqrt(2)."""
 
     def __init__(self, in_channels: int, out_channels: int, interpolation_mode: str = 'bilinear') -> None:
         super().__init__()
-        self.conv1 = ConvLayer(in_channels, in_channels, 3)
-        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=True, interpolation_mode=interpolation_mode)
-        self.skip = ConvLayer(in_channels, out_channels, 1, downsample=True, bias=False, activate=False,
-                              interpolation_mode=interpolation_mode)
+        self.conv1 = BilinearConvLayer(in_channels, in_channels, 3)
+        self.conv2 = BilinearConvLayer(in_channels, out_channels, 3, downsample=True,
+                                       interpolation_mode=interpolation_mode)
+        self.skip = BilinearConvLayer(in_channels, out_channels, 1, downsample=True, bias=False, activate=False,
+                                      interpolation_mode=interpolation_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / SQRT2
@@ -78,9 +80,9 @@ class GFPGANBilinear(GFPGANBase):
         super().__init__()
         channels = self._build_unet(
             out_size, num_style_feat, channel_multiplier, narrow, input_is_latent, different_w,
-            first_conv=lambda i, o: ConvLayer(i, o, 1),
-            down_block=ResBlock,
-            final_conv=lambda i, o: ConvLayer(i, o, 3),
+            first_conv=lambda i, o: BilinearConvLayer(i, o, 1),
+            down_block=BilinearResBlock,
+            final_conv=lambda i, o: BilinearConvLayer(i, o, 3),
             up_block=ResUpBlock,
         )
         self.stylegan_decoder = StyleGAN2GeneratorBilinearSFT(out_size, num_style_feat, num_mlp, channel_multiplier,

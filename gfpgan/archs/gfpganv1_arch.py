@@ -6,30 +6,20 @@ checkpoints of `options/train_gfpgan_v1.yml` load with `strict=True`. Also holds
 """
 from __future__ import annotations
 
-import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gfpgan.archs.stylegan2_arch import (
-    SQRT2,
-    ConvLayer,
-    EqualConv2d,
-    EqualLinear,
-    ResBlock,
-    ScaledLeakyReLU,
-    StyleGAN2Generator,
-    StyleGAN2SFTGeneratorBase,
-    stylegan2_channels,
-)
+from gfpgan.archs.gfpgan_unet import GFPGANBase
+from gfpgan.archs.stylegan2_arch import ConvLayer, ResBlock, StyleGAN2Generator
+from gfpgan.archs.stylegan2_layers import SQRT2, EqualConv2d, ScaledLeakyReLU, SFTGeneratorMixin
 from gfpgan.ops.fused_act import FusedLeakyReLU
-from gfpgan.utils.checkpoint_io import load_weights
 from gfpgan.utils.registry import ARCH_REGISTRY
 
 
-class StyleGAN2GeneratorSFT(StyleGAN2SFTGeneratorBase, StyleGAN2Generator):
+class StyleGAN2GeneratorSFT(SFTGeneratorMixin, StyleGAN2Generator):
     """StyleGAN2 generator whose features are modulated by SFT conditions (scale, shift per resolution)."""
 
     def __init__(
@@ -47,8 +37,11 @@ class StyleGAN2GeneratorSFT(StyleGAN2SFTGeneratorBase, StyleGAN2Generator):
         self.sft_half = sft_half
 
 
-class ConvUpLayer(nn.Module):
-    """Bilinear 2x upsampling + equalized conv + [fused or scaled leaky ReLU] (decoder of the U-Net)."""
+class ConvUpLayer(EqualConv2d):
+    """Bilinear 2x upsampling + equalized conv + [fused or scaled leaky ReLU] (decoder of the U-Net).
+
+    The conv's own `bias` exists only without an activation (the fused activation carries it).
+    """
 
     def __init__(
         self,
@@ -62,14 +55,9 @@ class ConvUpLayer(nn.Module):
         activate: bool = True,
         interpolation_mode: str = 'bilinear',
     ) -> None:
-        super().__init__()
-        self.stride, self.padding = stride, padding
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias and not activate, bias_init_val)
         self.interpolation_mode = interpolation_mode
         self.align_corners = None if interpolation_mode == 'nearest' else False
-        self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        has_bias = bias and not activate
-        self.bias = nn.Parameter(torch.full((out_channels,), float(bias_init_val))) if has_bias else None
         if activate:
             self.activation = FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU(0.2)
         else:
@@ -77,7 +65,7 @@ class ConvUpLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.interpolate(x, scale_factor=2, mode=self.interpolation_mode, align_corners=self.align_corners)
-        out = F.conv2d(out, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+        out = super().forward(out)
         return out if self.activation is None else self.activation(out)
 
 
@@ -96,145 +84,6 @@ class ResUpBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / SQRT2
-
-
-def sft_branches(
-    channels: dict[str, int],
-    log_size: int,
-    sft_half: bool,
-    conv: Callable[..., nn.Module],
-    act: Callable[[], nn.Module],
-) -> tuple[nn.ModuleList, nn.ModuleList]:
-    """The SFT condition nets: per resolution conv-act-conv for scale (bias init 1) and shift (bias init 0).
-
-    `conv(in_ch, out_ch, bias_init=...)` builds a 3x3 conv of the variant (equalized-lr or plain).
-    """
-    scales, shifts = nn.ModuleList(), nn.ModuleList()
-    for i in range(3, log_size + 1):
-        ch = channels[f'{2**i}']
-        sft_ch = ch if sft_half else ch * 2
-        scales.append(nn.Sequential(conv(ch, ch, bias_init=0), act(), conv(ch, sft_ch, bias_init=1)))
-        shifts.append(nn.Sequential(conv(ch, ch, bias_init=0), act(), conv(ch, sft_ch, bias_init=0)))
-    return scales, shifts
-
-
-def load_decoder(decoder: nn.Module, path: str | None, fix: bool) -> None:
-    """Load a pretrained StyleGAN2 (`params_ema`, strict) into `decoder`, and freeze it when `fix`."""
-    if path:
-        load_weights(decoder, path, param_key='params_ema')
-    if fix:
-        for param in decoder.parameters():
-            param.requires_grad_(False)
-
-
-def unet_forward(
-    net: nn.Module,
-    x: torch.Tensor,
-    return_latents: bool,
-    return_rgb: bool,
-    randomize_noise: bool,
-    first_act: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple:
-    """The GFPGAN forward shared by all variants: encode, style code, decode with SFT conditions.
-
-    Returns (image, [rgb per U-Net scale]) and, with `return_latents`, also the decoder's latent.
-    `first_act` is applied after `conv_body_first` and `final_conv` (the clean variant's bare convs).
-    """
-    act = first_act or (lambda t: t)
-    feat = act(net.conv_body_first(x))
-    unet_skips = []
-    for down in net.conv_body_down:
-        feat = down(feat)
-        unet_skips.append(feat)
-    feat = act(net.final_conv(feat))
-    style_code = net.final_linear(feat.flatten(1))
-    if net.different_w:
-        style_code = style_code.view(style_code.size(0), -1, net.num_style_feat)
-    conditions, out_rgbs = [], []
-    for up, to_rgb, cond_scale, cond_shift, skip in zip(
-        net.conv_body_up, net.toRGB, net.condition_scale, net.condition_shift, reversed(unet_skips)
-    ):
-        feat = up(feat + skip)
-        conditions.append(cond_scale(feat))
-        conditions.append(cond_shift(feat))
-        if return_rgb:
-            out_rgbs.append(to_rgb(feat))
-    image, latent = net.stylegan_decoder(
-        [style_code], conditions, return_latents=return_latents, input_is_latent=net.input_is_latent,
-        randomize_noise=randomize_noise,
-    )
-    return (image, out_rgbs, latent) if return_latents else (image, out_rgbs)
-
-
-def equal_sft_conv(in_channels: int, out_channels: int, bias_init: float) -> nn.Module:
-    """The 3x3 conv of the equalized-lr SFT branches (see `sft_branches`)."""
-    return EqualConv2d(in_channels, out_channels, 3, stride=1, padding=1, bias=True, bias_init_val=bias_init)
-
-
-class GFPGANBase(nn.Module):
-    """What the GFPGAN variants share: the U-Net layout (module names = checkpoint keys) and the forward.
-
-    A subclass calls `_build_unet` with its layer builders, sets `stylegan_decoder`, then `_build_sft`.
-    forward(x) -> (image, [intermediate rgb at 8, 16, ... px]); x and image in [-1, 1].
-    """
-
-    def _build_unet(
-        self,
-        out_size: int,
-        num_style_feat: int,
-        channel_multiplier: float,
-        narrow: float,
-        input_is_latent: bool,
-        different_w: bool,
-        first_conv: Callable[[int, int], nn.Module],
-        down_block: Callable[[int, int], nn.Module],
-        final_conv: Callable[[int, int], nn.Module],
-        up_block: Callable[[int, int], nn.Module],
-        to_rgb: Callable[[int, int], nn.Module] = lambda i, o: EqualConv2d(i, o, 1),
-        linear: Callable[[int, int], nn.Module] = EqualLinear,
-    ) -> dict[str, int]:
-        """Encoder, style-code linear and decoder of the U-Net; returns its channels per resolution.
-
-        The defaults of `to_rgb`, `linear` (and `_build_sft`'s) are the equalized-lr layers.
-        """
-        self.input_is_latent, self.different_w, self.num_style_feat = input_is_latent, different_w, num_style_feat
-        channels = stylegan2_channels(channel_multiplier, narrow * 0.5)  # the U-Net is half as wide
-        self.log_size = log_size = int(math.log(out_size, 2))
-        self.conv_body_first = first_conv(3, channels[f'{2**log_size}'])
-        in_channels = channels[f'{2**log_size}']
-        self.conv_body_down = nn.ModuleList()
-        for i in range(log_size, 2, -1):
-            out_channels = channels[f'{2 ** (i - 1)}']
-            self.conv_body_down.append(down_block(in_channels, out_channels))
-            in_channels = out_channels
-        self.final_conv = final_conv(in_channels, channels['4'])
-        in_channels = channels['4']
-        self.conv_body_up = nn.ModuleList()
-        for i in range(3, log_size + 1):
-            out_channels = channels[f'{2**i}']
-            self.conv_body_up.append(up_block(in_channels, out_channels))
-            in_channels = out_channels
-        self.toRGB = nn.ModuleList(to_rgb(channels[f'{2**i}'], 3) for i in range(3, log_size + 1))
-        num_w = (log_size * 2 - 2) if different_w else 1
-        self.final_linear = linear(channels['4'] * 4 * 4, num_w * num_style_feat)
-        return channels
-
-    def _build_sft(
-        self,
-        channels: dict[str, int],
-        sft_half: bool,
-        decoder_load_path: str | None,
-        fix_decoder: bool,
-        conv: Callable[..., nn.Module] = equal_sft_conv,
-        act: Callable[[], nn.Module] = lambda: ScaledLeakyReLU(0.2),
-    ) -> None:
-        """Load (and maybe freeze) `stylegan_decoder`, then build the SFT condition nets."""
-        load_decoder(self.stylegan_decoder, decoder_load_path, fix_decoder)
-        self.condition_scale, self.condition_shift = sft_branches(channels, self.log_size, sft_half, conv, act)
-
-    def forward(self, x: torch.Tensor, return_latents: bool = False, return_rgb: bool = True,
-                randomize_noise: bool = True, **kwargs):
-        return unet_forward(self, x, return_latents, return_rgb, randomize_noise)
 
 
 @ARCH_REGISTRY.register()

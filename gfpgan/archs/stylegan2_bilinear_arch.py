@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gfpgan.archs.stylegan2_arch import (
-    ModulatedConvBase,
-    StyleConvBase,
+from gfpgan.archs.stylegan2_layers import (
+    EqualModulatedConv,
+    EqualStyleConv,
+    EqualToRGB,
     StyleGAN2GeneratorBase,
-    ToRGBBase,
     equal_style_mlp,
 )
 from gfpgan.utils.registry import ARCH_REGISTRY
@@ -38,21 +38,14 @@ class Interpolate(nn.Module):
         return interpolate_by(x, self.mode, self.factor)
 
 
-class ModulatedConv2d(ModulatedConvBase):
-    """Equalized-lr modulated conv (input modulation + output demodulation); resamples the input first."""
+class BilinearModulatedConv2d(EqualModulatedConv):
+    """Equalized-lr modulated conv (input modulation + output demodulation); resamples the input first.
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        num_style_feat: int,
-        demodulate: bool = True,
-        sample_mode: str | None = None,
-        eps: float = 1e-8,
-        interpolation_mode: str = 'bilinear',
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, num_style_feat, demodulate, sample_mode, eps)
+    Arguments as `ModulatedConvBase`, plus `interpolation_mode` ('bilinear' or 'nearest').
+    """
+
+    def __init__(self, *args, interpolation_mode: str = 'bilinear', **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.interpolation_mode = interpolation_mode
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -62,22 +55,21 @@ class ModulatedConv2d(ModulatedConvBase):
         return self._demodulate(F.conv2d(x, weight, padding=self.padding), style, weight)
 
 
-class StyleConv(StyleConvBase):
-    """StyleConv with bilinear resampling."""
+class BilinearStyleConv(EqualStyleConv):
+    """StyleConv with bilinear resampling; arguments as `BilinearModulatedConv2d`."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_style_feat: int,
-                 demodulate: bool = True, sample_mode: str | None = None, interpolation_mode: str = 'bilinear') -> None:
-        super().__init__(ModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat, demodulate,
-                                         sample_mode, interpolation_mode=interpolation_mode), out_channels)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(BilinearModulatedConv2d(*args, **kwargs))
 
 
-class ToRGB(ToRGBBase):
+class BilinearToRGB(EqualToRGB):
     """ToRGB whose skip is upsampled by interpolation."""
 
     def __init__(self, in_channels: int, num_style_feat: int, upsample: bool = True,
                  interpolation_mode: str = 'bilinear') -> None:
         super().__init__(
-            ModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False, interpolation_mode=interpolation_mode),
+            BilinearModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False,
+                                    interpolation_mode=interpolation_mode),
             Interpolate(interpolation_mode) if upsample else None,
         )
         self.interpolation_mode = interpolation_mode
@@ -94,6 +86,7 @@ class StyleGAN2GeneratorBilinear(StyleGAN2GeneratorBase):
         self.style_mlp = equal_style_mlp(num_style_feat, num_mlp, lr_mlp)
         self._build_synthesis(
             channel_multiplier, narrow,
-            partial(StyleConv, kernel_size=3, num_style_feat=num_style_feat, interpolation_mode=interpolation_mode),
-            partial(ToRGB, num_style_feat=num_style_feat, interpolation_mode=interpolation_mode),
+            partial(BilinearStyleConv, kernel_size=3, num_style_feat=num_style_feat,
+                    interpolation_mode=interpolation_mode),
+            partial(BilinearToRGB, num_style_feat=num_style_feat, interpolation_mode=interpolation_mode),
         )
