@@ -259,7 +259,8 @@ class GFPGANer:
             return helper.cropped_faces, helper.restored_faces, None
         return helper.cropped_faces, helper.restored_faces, self.paste_back(helper, img, restored)
 
-    def paste_back(self, helper: FaceRestoreHelper, img: np.ndarray, restored: torch.Tensor | None = None) -> np.ndarray:
+    def paste_back(self, helper: FaceRestoreHelper, img: np.ndarray,
+                   restored: torch.Tensor | None = None) -> np.ndarray:
         """Blend `helper`'s restored faces into `img` enlarged `upscale` times (by `bg_upsampler` if set).
 
         With `paste_on_device` the faces are warped and blended on the device (one transfer back);
