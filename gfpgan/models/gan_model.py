@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections import OrderedDict
 from typing import Iterator, Literal, Union
@@ -52,7 +51,7 @@ from gfpgan.models.base_model import BaseModel
 from gfpgan.models.gan_began import BEGANMixin, BEGANTrainOptions
 from gfpgan.models.gan_evaluation import FIDValidationMixin, GANModelValOptions
 from gfpgan.models.gan_heads import GANHeadsMixin, GANHeadsTrainOptions
-from gfpgan.models.gan_sampling import generate, latent_dim_of, make_grid, num_classes_of, sample_inputs
+from gfpgan.models.gan_sampling import generate, grid_nrow, latent_dim_of, make_grid, num_classes_of, sample_inputs
 from gfpgan.models.networks import set_requires_grad
 from gfpgan.utils.checkpoint_io import atomic_write
 from gfpgan.utils.dist import get_dist_info
@@ -332,9 +331,7 @@ class GANModel(GANHeadsMixin, BEGANMixin, FIDValidationMixin, AdversarialMixin, 
         if get_dist_info()[0] != 0:
             return []
         nrow = int(((self.opt.get('val') or {}).get('grids') or {}).get('nrow', 0) or 0)
-        nrow = nrow or max(1, int(math.sqrt(self.fixed_z.shape[0])))
-        if self.num_classes and not nrow % self.num_classes == 0:
-            nrow = self.num_classes * max(1, round(nrow / self.num_classes))
+        nrow = grid_nrow(self.fixed_z.shape[0], nrow, self.num_classes)
         folder = self.opt['path']['visualization']
         written = []
         for tag, ema in (('samples', False), ('samples_ema', True)):

@@ -157,6 +157,13 @@ def progress_montage(network_opt: dict, checkpoints: Sequence[tuple[int, str | o
                      ) -> np.ndarray:
     """One row per checkpoint (the same latents `z`, and `labels` for a conditional G, through each),
     labelled with its iteration."""
+    return np.concatenate(progress_rows(network_opt, checkpoints, z, use_ema, device, labels), axis=0)
+
+
+def progress_rows(network_opt: dict, checkpoints: Sequence[tuple[int, str | os.PathLike]], z: torch.Tensor,
+                  use_ema: bool = True, device: str | torch.device = 'cpu', labels: torch.Tensor | None = None
+                  ) -> list[np.ndarray]:
+    """`progress_montage`'s rows, one BGR image per checkpoint (the frames of a progress GIF)."""
     rows = []
     for it, path in checkpoints:
         net = load_generator(network_opt, path, use_ema=use_ema, device=device)
@@ -165,7 +172,7 @@ def progress_montage(network_opt: dict, checkpoints: Sequence[tuple[int, str | o
         cv2.putText(label, str(it), (4, row.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
                     cv2.LINE_AA)
         rows.append(np.concatenate([label, row], axis=1))
-    return np.concatenate(rows, axis=0)
+    return rows
 
 
 def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, duration_ms: int = 80, loop: int = 0) -> None:
@@ -182,3 +189,54 @@ def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, duration_ms:
         images[0].save(tmp, format='GIF', save_all=True, append_images=images[1:], duration=duration_ms, loop=loop)
 
     atomic_write(path, write)
+
+
+def grid_nrow(num: int, nrow: int = 0, num_classes: int = 0) -> int:
+    """Images per grid row: `nrow`, or square-ish; for labels cycling through `num_classes`, a whole number
+    of cycles per row, so that each column shows one class."""
+    nrow = nrow or max(1, int(num ** 0.5))
+    if num_classes and nrow > num_classes and nrow % num_classes:
+        nrow = num_classes * round(nrow / num_classes)
+    return nrow
+
+
+def seeded_inputs(net_g: nn.Module, num: int, seed: int, network_opt: dict | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`num` latents (and class labels cycling through a conditional G's classes) from `seed`."""
+    z, labels, _ = sample_inputs(num, latent_dim_of(net_g, network_opt), num_classes_of(net_g),
+                                 generator=torch.Generator().manual_seed(seed))
+    return z, labels
+
+
+def save_samples(net_g: nn.Module, folder: str | os.PathLike, num: int = 16, seed: int = 0, nrow: int = 0,
+                 separate: bool = False) -> Path:
+    """`folder/samples.png`: a grid of `num` samples (a conditional G's columns cycle through its classes
+    when `nrow` is a multiple of them), and with `separate` each as `sample_<i>.png`."""
+    from gfpgan.utils.image_io import imwrite
+
+    z, labels = seeded_inputs(net_g, num, seed)
+    images = generate(net_g, z, labels=labels)
+    nrow = grid_nrow(num, nrow, num_classes_of(net_g))
+    path = Path(folder) / 'samples.png'
+    imwrite(make_grid(images, nrow=nrow), str(path))
+    if separate:
+        for i, img in enumerate(images):
+            imwrite(make_grid(img[None], nrow=1, padding=0), str(Path(folder) / f'sample_{i:05d}.png'))
+    return path
+
+
+def save_interpolation(net_g: nn.Module, folder: str | os.PathLike, steps: int = 12, seed: int = 0,
+                       mode: str = 'slerp', gif: bool = False) -> Path:
+    """`folder/interpolation.png` (a strip between two seeded latents, of one class for a conditional G)
+    and with `gif` `interpolation.gif` (there and back)."""
+    from gfpgan.utils.image_io import imwrite
+
+    z, labels = seeded_inputs(net_g, 2, seed)
+    zs = interpolate_latents(z[:1], z[1:], steps, mode)[:, 0]
+    images = generate(net_g, zs, labels=None if labels is None else labels[:1].expand(steps))
+    path = Path(folder) / 'interpolation.png'
+    imwrite(make_grid(images, nrow=steps), str(path))
+    if gif:
+        frames = [make_grid(img[None], nrow=1, padding=0) for img in images]
+        save_gif(frames + frames[::-1][1:-1], Path(folder) / 'interpolation.gif')
+    return path
