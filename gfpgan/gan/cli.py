@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--lr_g', type=float, default=2e-4)
     t.add_argument('--lr_d', type=float, default=2e-4)
     t.add_argument('--accumulation_steps', type=int, default=1, help='forward passes per optimizer step')
-    t.add_argument('--latent_dim', type=int, default=100)
-    t.add_argument('--base_channels', type=int, default=64, help='width of the networks')
+    t.add_argument('--latent_dim', type=int, help='default: 100 (dcgan), 256 (lightweight)')
+    t.add_argument('--base_channels', type=int, help='width of the networks; default: 64 (dcgan), 16 (lightweight)')
     t.add_argument('--channels', type=int, choices=(1, 3, 4), default=3, help='1 grey, 3 RGB, 4 RGBA')
     t.add_argument('--amp', choices=('bf16', 'fp16'), help='mixed precision (GPU)')
     t.add_argument('--name', default='gan', help='experiment name: experiments/<name>')
@@ -219,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == 'train':
         if args.epochs is None and args.iters is None:
             args.iters = 10000
+        lightweight = args.model == 'lightweight'
+        args.latent_dim = args.latent_dim or (256 if lightweight else 100)
+        args.base_channels = args.base_channels or (16 if lightweight else 64)
         if args.num_gpu != 'auto':
             args.num_gpu = int(args.num_gpu)
         return run_train(args)

@@ -1,10 +1,12 @@
-"""GANModel: unconditional image synthesis (DCGAN, lightweight GAN, ...) through the training framework.
+"""GANModel: image synthesis (DCGAN, lightweight GAN, conditional, ACGAN, InfoGAN, BEGAN) through the framework.
 
 One D step per iteration and one G step every `net_d_iters` iterations, each optionally split into
 `accumulate_grad_batches` micro-batches (DDP gradient sync only on the last one). Options under `train`
 (declared in `GANTrainOptions`; `amp`, `channels_last` and `compile` are the top-level keys of every model):
 
-    gan_opt: {type: GANLoss, gan_type: vanilla|lsgan|wgan|wgan_softplus|hinge, loss_weight: 1}
+    gan_opt: {type: GANLoss, gan_type: vanilla|lsgan|wgan|wgan_softplus|hinge, loss_weight: 1}  (or ACGANLoss,
+              DualContrastiveLoss; class labels, D's heads, info_opt, aux_32_weight: gan_heads.py; BEGAN's
+              began_opt instead of gan_opt: gan_began.py)
     optim_g / optim_d: {type: Adam, lr: 2e-4, betas: [0.5, 0.999]}
     scheduler: {type: ReduceLROnPlateau, monitor: l_g | fid | <logged key>, step_every: 100, factor, patience}
     net_d_iters: 1            # n-critic: G is updated every n-th iteration
@@ -22,14 +24,16 @@ One D step per iteration and one G step every `net_d_iters` iterations, each opt
     data_range: [0, 1]        # range of the dataset's `gt` tensors; mapped to the generator's [-1, 1]
 
 Options under `val`: `val_freq` (FID every N iterations, when a `val` dataset of real images is given),
-`fid: {num_samples, batch_size, ...}` (see `GANModel.fid_options`), `grids: {freq, num, nrow}` (sample
+`fid: {num_samples, batch_size, ...}` (see `GANModel.fid_options`), `inception_score: {weights_path, splits}`
+(`is`, `is_ema` of the FID samples), `grids: {freq, num, nrow}` (sample
 grids from fixed latents, raw and EMA), `keep_best: true | fid | fid_ema` (`models/net_g_best.pth` on a new best),
 `save_img` (the EMA sample grid, named as every model's validation images).
 
 Logged: `l_d` (= `l_d_real` + `l_d_fake`), `l_g`, `D(x)` and `D(G(z))_d` (mean D output on reals / fakes in the
 D step), `D(G(z))_pre_g` / `D(G(z))_post_g` (on the G step's latents before / after G's update; post at print
-iterations only), plus `l_d_recon`, `l_d_gp`, `l_d_r1`, `aug_prob` when used. D outputs are probabilities
-for BCE (`vanilla`) and raw scores otherwise. A loss-curve PNG is redrawn at each checkpoint.
+iterations only), plus `l_d_recon`, `l_d_gp`, `l_d_r1`, `aug_prob` and the heads' `l_d_cls`, `l_g_info`, ...
+when used. D outputs are probabilities for BCE (`vanilla`) and raw scores otherwise. A loss-curve PNG is
+redrawn at each checkpoint.
 """
 from __future__ import annotations
 
@@ -368,7 +372,8 @@ class GANModel(GANHeadsMixin, BEGANMixin, FIDValidationMixin, AdversarialMixin, 
                 if pts:
                     ax.plot(*zip(*pts), label=key)
             ax.set_xlabel('iteration')
-            ax.legend()
+            if ax.lines:
+                ax.legend()
             ax.grid(alpha=0.3)
         ax_loss.set_title('losses')
         ax_score.set_title('D outputs (probabilities)' if self.gan_type == 'vanilla' else 'D outputs (scores)')
