@@ -256,3 +256,33 @@ def test_cli_reports_each_bad_data_folder_in_one_line(tmp_path, capsys):
         assert main(args + (['--conditional'] if folder == 'loose' else [])) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (folder, err)
+
+
+@pytest.mark.parametrize('kind', ['projection', 'acgan'])
+def test_conditional_model_trains_under_ddp_with_every_head_used(tmp_path, kind):
+    """A 1-process gloo group: DDP fails on the second step if a head's parameters got no gradient in the first
+    (find_unused_parameters stays off), and labels reach a projection D through the DDP wrapper."""
+    import socket
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)
+    try:
+        opt = conditional_opt(tmp_path, kind, accumulate_grad_batches=2, r1_reg_weight=1.0)
+        opt['dist'] = True
+        torch.manual_seed(0)
+        model = build_model(opt)
+        assert isinstance(model.net_d, DistributedDataParallel)
+        gen = torch.Generator().manual_seed(0)
+        for it in (1, 2, 3):
+            x, y = _two_class_batch(8, gen)
+            model.feed_data({'gt': (x + 1) / 2, 'label': y})
+            model.optimize_parameters(it)
+        assert all(p.grad is not None for p in model.get_bare_model(model.net_d).parameters())
+        assert 'l_d_r1' in model.log_dict
+    finally:
+        dist.destroy_process_group()
