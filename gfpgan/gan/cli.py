@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--channels', type=int, choices=(1, 3, 4), default=3, help='1 grey, 3 RGB, 4 RGBA')
     t.add_argument('--amp', choices=('bf16', 'fp16'), help='mixed precision (GPU)')
     t.add_argument('--name', default='gan', help='experiment name: experiments/<name>')
-    t.add_argument('--num_gpu', default=0, help="0: CPU, 'auto': every visible GPU")
+    t.add_argument('--num_gpu', default='auto', help="'auto' (default): every visible GPU, else the CPU; 0: CPU")
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--workers', type=int, default=0, help='data loader workers per process')
     t.add_argument('--save_every', type=int, default=1000, help='checkpoint and sample grid every N iterations')
