@@ -43,5 +43,6 @@ setup(
         'gfpgan-demo=gfpgan.demo:main',
         'gfpgan-app=gfpgan.app.cli:main',
         'gfpgan-evaluate=gfpgan.evaluate:main',
+        'gfpgan-gan=gfpgan.gan.cli:main',
     ]},
 )

@@ -45,7 +45,7 @@ def create_train_val_dataloader(opt: dict, logger: Any) -> tuple:
                     f'datasets.{phase}: {len(train_set)} samples (x{ratio}) over {opt["world_size"]} process(es) '
                     f'make no full batch of {batch}. Lower batch_size_per_gpu or raise dataset_enlarge_ratio.'
                 )
-            total_iters = int(opt['train']['total_iter'])
+            total_iters = iters_for_epochs(opt['train'], iters_per_epoch)
             total_epochs = math.ceil(total_iters / iters_per_epoch)
             logger.info(
                 f'Training statistics:\n\tNumber of train images: {len(train_set)}\n\tDataset enlarge ratio: {ratio}'
@@ -61,6 +61,20 @@ def create_train_val_dataloader(opt: dict, logger: Any) -> tuple:
         else:
             raise OptionError(f"datasets.{phase}: the phase (text before the first '_') must be train or val.")
     return train_loader, train_sampler, val_loaders, total_epochs, total_iters
+
+
+def iters_for_epochs(train_opt: dict, iters_per_epoch: int) -> int:
+    """`train.total_iter`, or `train.epochs` x iterations per epoch, written back as `total_iter` (what the
+    logger, schedulers and resumed runs read); exactly one of the two must be given."""
+    total, epochs = train_opt.get('total_iter'), train_opt.get('epochs')
+    if (total is None) == (epochs is None):
+        raise OptionError('train: give exactly one of total_iter (iterations) or epochs (passes over the train '
+                          f'set); got total_iter={total}, epochs={epochs}.')
+    if epochs is not None:
+        total = int(epochs) * iters_per_epoch
+        train_opt['total_iter'] = total
+        del train_opt['epochs']
+    return int(total)
 
 
 def load_resume_state(opt: dict) -> dict | None:

@@ -21,14 +21,12 @@ if __package__ in (None, ''):  # run as a script: make the repo importable
 import torch  # noqa: E402
 
 from gfpgan.models.gan_sampling import (  # noqa: E402
-    generate,
-    interpolate_latents,
-    latent_dim_of,
     list_generator_checkpoints,
     load_generator,
-    make_grid,
     progress_montage,
-    save_gif,
+    save_interpolation,
+    save_samples,
+    seeded_inputs,
 )
 from gfpgan.utils.image_io import imwrite  # noqa: E402
 from gfpgan.utils.options import yaml_load  # noqa: E402
@@ -61,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     network_opt = opt['network_g']
     use_ema = not args.raw
-    gen = torch.Generator().manual_seed(args.seed)
     if args.mode in ('sample', 'interp') and not args.ckpt:
         print(f'generate.py: {args.mode} needs --ckpt.', file=sys.stderr)
         return 2
@@ -71,32 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == 'montage':
         checkpoints = list_generator_checkpoints(args.models)
         probe = load_generator(network_opt, checkpoints[0][1], use_ema=use_ema)
-        z = torch.randn(args.num, latent_dim_of(probe, network_opt), generator=gen)
+        z, labels = seeded_inputs(probe, args.num, args.seed, network_opt)
         path = osp.join(args.output, 'progress_montage.png')
-        imwrite(progress_montage(network_opt, checkpoints, z, use_ema=use_ema, device=args.device), path)
+        imwrite(progress_montage(network_opt, checkpoints, z, use_ema=use_ema, device=args.device, labels=labels),
+                path)
         print(f'{len(checkpoints)} checkpoints -> {path}')
         return 0
     net = load_generator(network_opt, args.ckpt, use_ema=use_ema, device=args.device)
-    dim = latent_dim_of(net, network_opt)
     if args.mode == 'sample':
-        images = generate(net, torch.randn(args.num, dim, generator=gen))
-        nrow = args.nrow or max(1, int(args.num ** 0.5))
-        imwrite(make_grid(images, nrow=nrow), osp.join(args.output, 'samples.png'))
-        if args.separate:
-            for i, img in enumerate(images):
-                imwrite(make_grid(img[None], nrow=1, padding=0), osp.join(args.output, f'sample_{i:05d}.png'))
+        save_samples(net, args.output, args.num, args.seed, args.nrow, args.separate)
         print(f'{args.num} samples -> {args.output}')
         return 0
-    z0, z1 = torch.randn(2, dim, generator=gen)
-    zs = interpolate_latents(z0[None], z1[None], args.steps, 'lerp' if args.lerp else 'slerp')[:, 0]
-    images = generate(net, zs)
-    imwrite(make_grid(images, nrow=args.steps), osp.join(args.output, 'interpolation.png'))
-    if args.gif:
-        frames = [make_grid(img[None], nrow=1, padding=0) for img in images]
-        save_gif(frames + frames[::-1][1:-1], osp.join(args.output, 'interpolation.gif'))
+    save_interpolation(net, args.output, args.steps, args.seed, 'lerp' if args.lerp else 'slerp', args.gif)
     print(f'{args.steps}-step interpolation -> {args.output}')
     return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -56,6 +56,7 @@ class SyntheticShapesOptions(DatasetOptions):
     num_shapes: tuple[int, int] = Field((1, 2), description='shapes per image: [low, high]')
     radius_range: tuple[float, float] = Field((0.15, 0.3), description='radius as a fraction of the side')
     cache_in_memory: bool = Field(True, description='draw each image once per process')
+    class_labels: bool = Field(False, description="return 'label': image i shows only shape i % len(shapes)")
 
     @model_validator(mode='after')
     def _radius(self) -> SyntheticShapesOptions:
@@ -71,7 +72,8 @@ class SyntheticShapesDataset(Dataset):
 
     Options: `SyntheticShapesOptions` (drawing costs ~1 ms, a tiny GAN step about as much per image, hence
     `cache_in_memory`). Returns `{'gt': RGB CHW float tensor in [0, 1], 'gt_path': 'shapes_<seed>_<index>'}`
-    like `ImageFolderDataset`.
+    like `ImageFolderDataset`; with `class_labels` also `'label'` (int64), the index of the one kind of shape the
+    image shows (class-conditional GANs: the classes differ visibly, by shape).
     """
 
     options = SyntheticShapesOptions
@@ -83,6 +85,13 @@ class SyntheticShapesDataset(Dataset):
         self.shapes = tuple(o.shapes or SHAPES)
         self.num_shapes, self.radius_range = o.num_shapes, o.radius_range
         self.cache: dict[int, torch.Tensor] | None = {} if o.cache_in_memory else None
+        self.class_labels = o.class_labels
+        self.classes = list(self.shapes) if o.class_labels else []
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (the shapes, with class_labels; else 0): what `network_g.num_classes` must be."""
+        return len(self.classes)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -94,8 +103,12 @@ class SyntheticShapesDataset(Dataset):
         img = self.cache.get(index) if self.cache is not None else None
         if img is None:
             rng = np.random.default_rng([self.seed, index])
-            drawn = draw_shapes(rng, self.image_size, self.shapes, self.num_shapes, self.radius_range)
+            shapes = (self.shapes[index % len(self.shapes)],) if self.class_labels else self.shapes
+            drawn = draw_shapes(rng, self.image_size, shapes, self.num_shapes, self.radius_range)
             img = torch.from_numpy(np.ascontiguousarray(drawn.transpose(2, 0, 1)))
             if self.cache is not None:
                 self.cache[index] = img
-        return {'gt': img.clone(), 'gt_path': f'shapes_{self.seed}_{index:06d}'}
+        out = {'gt': img.clone(), 'gt_path': f'shapes_{self.seed}_{index:06d}'}
+        if self.class_labels:
+            out['label'] = torch.tensor(index % len(self.shapes), dtype=torch.long)
+        return out

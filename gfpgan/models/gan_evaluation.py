@@ -14,10 +14,11 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from gfpgan.metrics.fid_metric import (
@@ -28,8 +29,23 @@ from gfpgan.metrics.fid_metric import (
     calculate_fid,
     stats_cache_key,
 )
+from gfpgan.models.gan_sampling import sample_inputs, to_rgb
 from gfpgan.utils.checkpoint_io import atomic_write
 from gfpgan.utils.dist import all_reduce_sum, get_dist_info, is_main_process
+from gfpgan.utils.option_schema import GANValOptions, OptionsModel
+
+
+class InceptionScoreOptions(OptionsModel):
+    weights_path: str = Field(description="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (has the classifier)")
+    splits: int = Field(10, ge=1, description='the score is the mean over this many splits of the samples')
+    use_bias: bool = Field(False, description="add the classifier's bias (the reference IS code does not)")
+
+
+class GANModelValOptions(GANValOptions):
+    """`val:` of GANModel: GANValOptions plus the Inception Score of the FID samples."""
+
+    inception_score: Union[InceptionScoreOptions, None] = Field(
+        None, description='Inception Score (is, is_ema) of the same samples as FID; needs weights_path')
 
 
 def random_feature_net(seed: int = 0, width: int = 64) -> nn.Module:
@@ -74,22 +90,32 @@ def real_feature_stats(batches: Iterable[torch.Tensor], extractor: FIDFeatureExt
 
 @torch.no_grad()
 def fake_feature_stats(net_g: nn.Module, extractor: FIDFeatureExtractor, num_samples: int, latent_dim: int,
-                       seed: int = 0, batch_size: int = 64) -> FeatureStats:
+                       seed: int = 0, batch_size: int = 64, num_classes: int = 0,
+                       info_dims: tuple[Sequence[int], int] | None = None,
+                       on_images: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> FeatureStats:
     """Statistics of `num_samples` generated images, sharded over ranks.
 
-    The latents are one seeded draw shared by all ranks, each taking every world_size-th one, so the
-    result does not depend on the number of processes (up to float64 summation order) and repeated
-    calls compare checkpoints on the same latents.
+    The inputs (latents, labels cycling through `num_classes`, InfoGAN codes) are one seeded draw shared by
+    all ranks, each taking every world_size-th one, so the result does not depend on the number of processes
+    (up to float64 summation order) and repeated calls compare checkpoints on the same inputs. `on_images`
+    sees every batch (RGB in [0, 1]) with its global sample indices (the Inception Score's splits).
     """
     rank, world = get_dist_info()
-    z = torch.randn(num_samples, latent_dim, generator=torch.Generator().manual_seed(seed))[rank::world]
+    z, labels, _ = sample_inputs(num_samples, latent_dim, num_classes, info_dims, torch.Generator().manual_seed(seed))
+    index = torch.arange(num_samples)[rank::world]
+    z, labels = z[rank::world], labels[rank::world] if labels is not None else None
     stats = FeatureStats(_feature_dim(extractor))
     was_training = net_g.training
     net_g.eval()
     device = next(net_g.parameters()).device
     try:
-        for chunk in z.split(batch_size):
-            stats.update(extractor((net_g(chunk.to(device)).float().clamp(-1, 1) + 1) / 2))
+        for i, idx in enumerate(index.split(batch_size)):
+            part = slice(i * batch_size, (i + 1) * batch_size)
+            out = net_g(z[part].to(device)) if labels is None else net_g(z[part].to(device), labels[part].to(device))
+            images = to_rgb((out.float().clamp(-1, 1) + 1) / 2)
+            stats.update(extractor(images))
+            if on_images is not None:
+                on_images(images, idx)
     finally:
         net_g.train(was_training)
     return stats.all_reduce()
@@ -137,8 +163,11 @@ class FIDValidationMixin:
     """
 
     def validation_metric_types(self) -> dict[str, str]:
-        names = ('fid', 'fid_ema') if hasattr(self, 'net_g_ema') or not self.is_train else ('fid',)
-        return {name: 'calculate_fid' for name in names}
+        ema = hasattr(self, 'net_g_ema') or not self.is_train
+        types = {name: 'calculate_fid' for name in (('fid', 'fid_ema') if ema else ('fid',))}
+        if (self.opt.get('val') or {}).get('inception_score'):
+            types.update({name: 'calculate_inception_score' for name in (('is', 'is_ema') if ema else ('is',))})
+        return types
 
     def sync_buffers(self) -> None:
         """Give every rank rank 0's generator buffers (BatchNorm statistics).
@@ -161,7 +190,8 @@ class FIDValidationMixin:
 
     def compute_validation_metrics(self, dataloader: Any, dataset_name: str, current_iter: int,
                                    save_img: bool) -> dict:
-        """FID of the raw (`fid`) and EMA (`fid_ema`) generators against the loader's real images.
+        """FID of the raw (`fid`) and EMA (`fid_ema`) generators against the loader's real images, and with
+        `val.inception_score` the Inception Score of the same samples (`is`, `is_ema`).
 
         Every rank takes part (its shard of reals, its share of fakes). The global RNG is left untouched,
         so a run that validates and one resumed from the checkpoint before it stay identical. With
@@ -175,21 +205,43 @@ class FIDValidationMixin:
                 self._gan_fid_extractor = build_gan_fid_extractor(fid_opt, self.device)
             real = self._real_fid_stats(dataloader, fid_opt)
             num = int(fid_opt.get('num_samples') or real[2])
+            is_opt = (self.opt.get('val') or {}).get('inception_score')
             results: dict[str, float] = {}
-            for tag, ema in (('fid', False), ('fid_ema', True)):
+            for tag, ema in (('', False), ('_ema', True)):
                 if ema and not hasattr(self, 'net_g_ema'):
                     continue
                 net = self.eval_generator() if ema else self.get_bare_model(self.net_g)
+                is_stats, on_images = self._inception_score_hook(is_opt)
                 stats = fake_feature_stats(net, self._gan_fid_extractor, num, self.latent_dim,
-                                           int(fid_opt.get('seed', 0)), int(fid_opt.get('batch_size', 64)))
-                results[tag] = calculate_fid(*stats.mean_cov(), real[0], real[1])
+                                           int(fid_opt.get('seed', 0)), int(fid_opt.get('batch_size', 64)),
+                                           self.num_classes, self.info_dims(), on_images)
+                results['fid' + tag] = calculate_fid(*stats.mean_cov(), real[0], real[1])
+                if is_stats is not None:
+                    results['is' + tag] = is_stats.all_reduce().score()[0]
         if save_img and get_dist_info()[0] == 0:
             from gfpgan.models.gan_sampling import make_grid
 
             self.test()
-            self.save_visual(make_grid(self.output * 2 - 1), 'samples', dataset_name, current_iter)
+            self.save_visual(make_grid(self.output), 'samples', dataset_name, current_iter)
         results['_count'] = num
         return results
+
+    def _inception_score_hook(self, is_opt: dict | None) -> tuple:
+        """(InceptionScoreStats, callback adding each sample batch to split `index % splits`), or (None, None)."""
+        if not is_opt:
+            return None, None
+        from gfpgan.metrics.inception_score_metric import (
+            InceptionScoreStats,
+            build_inception_classifier,
+            update_with_images,
+        )
+
+        if getattr(self, '_is_classifier', None) is None:
+            self._is_classifier = build_inception_classifier(is_opt['weights_path'], bool(is_opt.get('use_bias')),
+                                                             self.device)
+        splits = int(is_opt.get('splits', 10))
+        stats = InceptionScoreStats(self._is_classifier.weight.shape[0], splits)
+        return stats, lambda images, index: update_with_images(stats, images, self._is_classifier, index % splits)
 
     def _real_fid_stats(self, dataloader: Any, fid_opt: dict) -> tuple:
         """(mu, sigma, count) of the real images: from memory, the cache file, or one sharded pass."""
@@ -207,7 +259,7 @@ class FIDValidationMixin:
             stats = (hit[0], hit[1], len(dataloader.dataset))
         else:
             low, high = self.data_range
-            batches = (((d['gt'].float() - low) / (high - low)).clamp(0, 1) for d in dataloader)
+            batches = (to_rgb(((d['gt'].float() - low) / (high - low)).clamp(0, 1)) for d in dataloader)
             feats = real_feature_stats(batches, self._gan_fid_extractor)
             mu, sigma = feats.mean_cov()
             stats = (mu, sigma, int(feats.count))

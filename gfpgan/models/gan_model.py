@@ -1,10 +1,12 @@
-"""GANModel: unconditional image synthesis (DCGAN, lightweight GAN, ...) through the training framework.
+"""GANModel: image synthesis (DCGAN, lightweight GAN, conditional, ACGAN, InfoGAN, BEGAN) through the framework.
 
 One D step per iteration and one G step every `net_d_iters` iterations, each optionally split into
 `accumulate_grad_batches` micro-batches (DDP gradient sync only on the last one). Options under `train`
 (declared in `GANTrainOptions`; `amp`, `channels_last` and `compile` are the top-level keys of every model):
 
-    gan_opt: {type: GANLoss, gan_type: vanilla|lsgan|wgan|wgan_softplus|hinge, loss_weight: 1}
+    gan_opt: {type: GANLoss, gan_type: vanilla|lsgan|wgan|wgan_softplus|hinge, loss_weight: 1}  (or ACGANLoss,
+              DualContrastiveLoss; class labels, D's heads, info_opt, aux_32_weight: gan_heads.py; BEGAN's
+              began_opt instead of gan_opt: gan_began.py)
     optim_g / optim_d: {type: Adam, lr: 2e-4, betas: [0.5, 0.999]}
     scheduler: {type: ReduceLROnPlateau, monitor: l_g | fid | <logged key>, step_every: 100, factor, patience}
     net_d_iters: 1            # n-critic: G is updated every n-th iteration
@@ -22,20 +24,21 @@ One D step per iteration and one G step every `net_d_iters` iterations, each opt
     data_range: [0, 1]        # range of the dataset's `gt` tensors; mapped to the generator's [-1, 1]
 
 Options under `val`: `val_freq` (FID every N iterations, when a `val` dataset of real images is given),
-`fid: {num_samples, batch_size, ...}` (see `GANModel.fid_options`), `grids: {freq, num, nrow}` (sample
+`fid: {num_samples, batch_size, ...}` (see `GANModel.fid_options`), `inception_score: {weights_path, splits}`
+(`is`, `is_ema` of the FID samples), `grids: {freq, num, nrow}` (sample
 grids from fixed latents, raw and EMA), `keep_best: true | fid | fid_ema` (`models/net_g_best.pth` on a new best),
 `save_img` (the EMA sample grid, named as every model's validation images).
 
 Logged: `l_d` (= `l_d_real` + `l_d_fake`), `l_g`, `D(x)` and `D(G(z))_d` (mean D output on reals / fakes in the
 D step), `D(G(z))_pre_g` / `D(G(z))_post_g` (on the G step's latents before / after G's update; post at print
-iterations only), plus `l_d_recon`, `l_d_gp`, `l_d_r1`, `aug_prob` when used. D outputs are probabilities
-for BCE (`vanilla`) and raw scores otherwise. A loss-curve PNG is redrawn at each checkpoint.
+iterations only), plus `l_d_recon`, `l_d_gp`, `l_d_r1`, `aug_prob` and the heads' `l_d_cls`, `l_g_info`, ...
+when used. D outputs are probabilities for BCE (`vanilla`) and raw scores otherwise. A loss-curve PNG is
+redrawn at each checkpoint.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections import OrderedDict
 from typing import Iterator, Literal, Union
@@ -47,15 +50,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gfpgan.archs.diffaugment import AdaptiveAugmentProbability, DiffAugment, aug_prob_for_dataset_size
 from gfpgan.losses.regularizer_loss import DRAGANLoss, GradientPenaltyLoss
-from gfpgan.models.adversarial import AdversarialMixin, AdversarialTrainOptions
+from gfpgan.models.adversarial import AdversarialMixin
 from gfpgan.models.base_model import BaseModel
-from gfpgan.models.gan_evaluation import FIDValidationMixin
-from gfpgan.models.gan_sampling import generate, latent_dim_of, make_grid
+from gfpgan.models.gan_began import BEGANMixin, BEGANTrainOptions
+from gfpgan.models.gan_evaluation import FIDValidationMixin, GANModelValOptions
+from gfpgan.models.gan_heads import GANHeadsMixin, GANHeadsTrainOptions
+from gfpgan.models.gan_sampling import generate, grid_nrow, latent_dim_of, make_grid, num_classes_of, sample_inputs
 from gfpgan.models.networks import set_requires_grad
 from gfpgan.utils.checkpoint_io import atomic_write
 from gfpgan.utils.dist import get_dist_info
 from gfpgan.utils.image_io import imwrite
-from gfpgan.utils.option_schema import GANValOptions, OptionsModel
+from gfpgan.utils.option_schema import OptionsModel
 from gfpgan.utils.registry import MODEL_REGISTRY
 
 
@@ -72,8 +77,8 @@ class DiffAugOptions(OptionsModel):
     max_prob: Union[float, None] = Field(None, ge=0, le=1, description='auto: upper bound')
 
 
-class GANTrainOptions(AdversarialTrainOptions):
-    """`train:` keys of GANModel; the discriminator's are shared."""
+class GANTrainOptions(GANHeadsTrainOptions, BEGANTrainOptions):
+    """`train:` keys of GANModel; the discriminator's are shared, the heads' and BEGAN's are their mixins'."""
 
     accumulate_grad_batches: int = Field(1, ge=1, description='micro-batches per step (DDP syncs on the last)')
     gp_weight: float = Field(0.0, ge=0, description='WGAN-GP gradient penalty weight')
@@ -86,11 +91,11 @@ class GANTrainOptions(AdversarialTrainOptions):
 
 
 @MODEL_REGISTRY.register()
-class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
+class GANModel(GANHeadsMixin, BEGANMixin, FIDValidationMixin, AdversarialMixin, BaseModel):
     """Any `network_g` (latent -> image) against any `network_d` (image -> logits); see the module docstring."""
 
     train_options = GANTrainOptions
-    val_options = GANValOptions
+    val_options = GANModelValOptions
     networks = ('g', 'd')
     default_plateau_monitor = 'l_g'
 
@@ -98,10 +103,13 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
         super().__init__(opt)
         self.net_g = self.build_net('network_g')
         self.latent_dim = latent_dim_of(self.get_bare_model(self.net_g), opt['network_g'])
+        self.num_classes = num_classes_of(self.get_bare_model(self.net_g))  # 0: unconditional
+        self.labels: torch.Tensor | None = None  # of the real batch, when conditional
         grids = (opt.get('val') or {}).get('grids') or {}
         seed = int(opt.get('manual_seed') or 0)
-        self.fixed_z = torch.randn(int(grids.get('num', 16)), self.latent_dim,
-                                   generator=torch.Generator().manual_seed(seed + 2024))
+        self.fixed_z, self.fixed_labels, _ = sample_inputs(  # labels cycle through the classes
+            int(grids.get('num', 16)), self.latent_dim, self.num_classes, self.info_dims(),
+            torch.Generator().manual_seed(seed + 2024))
         low, high = (opt.get('train') or {}).get('data_range', (0, 1))
         self.data_range = (float(low), float(high))  # of the datasets' `gt`; G works in [-1, 1]
         self.history: list[dict[str, float]] = []  # logged values at print iterations, for the loss curve
@@ -117,9 +125,11 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
         self.d_has_aux = bool(getattr(self.get_bare_model(self.net_d), 'returns_aux_loss', False))
         self.setup_ema(train.ema_decay)
         self.ema_start_iter = train.ema_start_iter
-        self.setup_adversarial()
+        if not self.setup_began():
+            self.setup_adversarial()
         self.cri_gp = GradientPenaltyLoss(train.gp_weight) if train.gp_weight > 0 else None
         self.cri_dragan = DRAGANLoss(train.dragan_weight) if train.dragan_weight > 0 else None
+        self.setup_heads()
         self.recon_weight = train.recon_weight
         self.accumulate = train.accumulate_grad_batches
         self._setup_diffaug(train.diffaug)
@@ -154,9 +164,7 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
     def feed_data(self, data: dict) -> None:
         low, high = self.data_range
         self.real = ((self.to_device(data['gt']).float() - low) / (high - low)) * 2 - 1
-
-    def sample_latents(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device)
+        self.read_labels(data)
 
     # ------------------------------------------------------------------ scores
     def _score(self, logits: torch.Tensor) -> torch.Tensor:
@@ -168,12 +176,14 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
         return self.diffaug(x) if self.diffaug is not None else x
 
     def _micro_batches(self, net: nn.Module, *tensors: torch.Tensor) -> Iterator[tuple]:
-        """Yield `accumulate` aligned chunks; DDP skips its gradient all-reduce on all but the last."""
+        """Yield `accumulate` aligned chunks (None stays None); DDP skips its gradient all-reduce on all but
+        the last."""
         n = tensors[0].shape[0]
         if n % self.accumulate:
             raise ValueError(f'GANModel: the batch of {n} does not split into accumulate_grad_batches='
                              f'{self.accumulate} equal micro-batches; make batch_size_per_gpu a multiple of it.')
-        chunks = list(zip(*(t.chunk(self.accumulate) for t in tensors)))
+        chunks = list(zip(*(t.chunk(self.accumulate) if t is not None else [None] * self.accumulate
+                            for t in tensors)))
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             ctx = net.no_sync() if isinstance(net, DistributedDataParallel) and not last else contextlib.nullcontext()
@@ -181,8 +191,12 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
                 yield chunk
 
     # ------------------------------------------------------------------ D and G backward passes
-    def backward_d(self, real: torch.Tensor, z: torch.Tensor, current_iter: int) -> dict[str, torch.Tensor]:
-        """Accumulate D's gradients for reals `real` and fakes G(z); return the batch-mean losses and scores."""
+    def backward_d(self, real: torch.Tensor, fakes: tuple | torch.Tensor, current_iter: int) -> dict[str, torch.Tensor]:
+        """Accumulate D's gradients for reals `real` (labels `self.labels`) and fakes G(z, y) from
+        `fakes` = (z, y, InfoGAN codes) of `sample_fakes` (or just z); return the batch-mean losses and scores."""
+        z, y_fake, codes = fakes if isinstance(fakes, tuple) else (fakes, None, None)
+        if self.cri_began is not None:
+            return self.began_backward_d(real, z)
         bare_g = self.get_bare_model(self.net_g)
         do_r1 = self.is_r1_step(current_iter)
         logs: dict[str, torch.Tensor] = OrderedDict()
@@ -190,23 +204,25 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
         def add(key: str, value: torch.Tensor) -> None:
             logs[key] = logs.get(key, 0) + value.detach().float() / self.accumulate
 
-        for real_i, z_i in self._micro_batches(self.net_d, real, z):
+        for real_i, y_i, z_i, yf_i, *codes_i in self._micro_batches(self.net_d, real, self.labels, z, y_fake,
+                                                                     *(codes or ())):
             with torch.no_grad(), self.autocast():
-                fake_i = bare_g(z_i)
+                fake_i = self.run_g(bare_g, z_i, yf_i)
             real_in, fake_in = self._augment(real_i), self._augment(fake_i.float())
             with self.autocast():
-                out_real = self.net_d(real_in, calc_aux_loss=True) if self.d_has_aux else self.net_d(real_in)
-                real_pred, l_recon = out_real if self.d_has_aux else (out_real, None)
-                fake_pred = self.net_d(fake_in)
-            real_pred, fake_pred = real_pred.float(), fake_pred.float()
-            l_real = self.cri_gan(real_pred, True, is_disc=True)
-            l_fake = self.cri_gan(fake_pred, False, is_disc=True)
+                real_pred, heads_r = self.judge(self.net_d, real_in, y_i, recon=True)
+                fake_pred, heads_f = self.judge(self.net_d, fake_in, yf_i)
+            l_recon = heads_r.pop('recon_loss', None)
+            l_real, l_fake = self.adversarial_d(real_pred, fake_pred)
             total = l_real + l_fake
             add('l_d_real', l_real)
             add('l_d_fake', l_fake)
             add('l_d', l_real + l_fake)
             add('D(x)', self._score(real_pred))
             add('D(G(z))_d', self._score(fake_pred))
+            for key, value in self.head_losses_d(heads_r, heads_f, y_i, yf_i, tuple(codes_i) or None).items():
+                total = total + value
+                add(key, value)
             if self.ada is not None:
                 self.diffaug.prob = self.ada.update(real_pred)
             if l_recon is not None:
@@ -222,27 +238,39 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
                 add('l_d_dragan', l_dragan)
             if do_r1:
                 real_r1 = real_in.detach().requires_grad_(True)
-                l_r1 = self.cri_r1(self.net_d(real_r1), real_r1)
+                l_r1 = self.cri_r1(self.judge(self.net_d, real_r1, y_i)[0], real_r1)
                 total = total + l_r1
                 add('l_d_r1', l_r1)
             self.scaler_d.scale(total / self.accumulate).backward()
         return logs
 
-    def backward_g(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Accumulate G's gradients for fakes G(z) judged by D (D's weights get no gradient)."""
+    def backward_g(self, fakes: tuple | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Accumulate G's gradients for fakes G(z, y) judged by D (D's weights get no gradient)."""
+        z, y_fake, codes = fakes if isinstance(fakes, tuple) else (fakes, None, None)
+        if self.cri_began is not None:
+            return self.began_backward_g(z)
         bare_d = self.get_bare_model(self.net_d)  # D is not updated here, so no DDP sync for it
         logs: dict[str, torch.Tensor] = OrderedDict()
+        reals = (self.real, self.labels) if self.dual_contrast else (None, None)  # contrasted against
         set_requires_grad(bare_d, False)
         try:
-            for (z_i,) in self._micro_batches(self.net_g, z):
+            for z_i, y_i, real_i, yr_i, *codes_i in self._micro_batches(self.net_g, z, y_fake, *reals,
+                                                                         *(codes or ())):
                 with self.autocast():
-                    fake_i = self.net_g(z_i)
-                fake_pred = bare_d(self._augment(fake_i.float()))
-                fake_pred = fake_pred.float()
-                l_g = self.cri_gan(fake_pred, True, is_disc=False)
+                    fake_i = self.run_g(self.net_g, z_i, y_i)
+                fake_pred, heads_f = self.judge(bare_d, self._augment(fake_i.float()), y_i)
+                real_pred = heads_r = None
+                if real_i is not None:
+                    with torch.no_grad():
+                        real_pred, heads_r = self.judge(bare_d, self._augment(real_i), yr_i)
+                l_g = self.adversarial_g(fake_pred, real_pred)
+                total = l_g
+                for key, value in self.head_losses_g(heads_f, heads_r, y_i, tuple(codes_i) or None).items():
+                    total = total + value
+                    logs[key] = logs.get(key, 0) + value.detach() / self.accumulate
                 logs['l_g'] = logs.get('l_g', 0) + l_g.detach() / self.accumulate
                 logs['D(G(z))_pre_g'] = logs.get('D(G(z))_pre_g', 0) + self._score(fake_pred) / self.accumulate
-                self.scaler_g.scale(l_g / self.accumulate).backward()
+                self.scaler_g.scale(total / self.accumulate).backward()
         finally:
             set_requires_grad(bare_d, True)
         return logs
@@ -251,7 +279,7 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
     def optimize_parameters(self, current_iter: int) -> None:
         batch = self.real.shape[0]
         self.optimizer_d.zero_grad(set_to_none=True)
-        logs = self.backward_d(self.real, self.sample_latents(batch), current_iter)
+        logs = self.backward_d(self.real, self.sample_fakes(batch), current_iter)
         self.scaler_d.step(self.optimizer_d)
         self.scaler_d.update()
 
@@ -259,14 +287,16 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
         log_now = current_iter % self._print_freq() == 0
         if g_step:
             self.optimizer_g.zero_grad(set_to_none=True)
-            z = self.sample_latents(batch)
-            logs.update(self.backward_g(z))
+            fakes = self.sample_fakes(batch)
+            logs.update(self.backward_g(fakes))
             self.scaler_g.step(self.optimizer_g)
             self.scaler_g.update()
-            if log_now:  # how D judges the same latents once G has moved
-                logs['D(G(z))_post_g'] = self._score_after_g_step(z)
+            if log_now and self.cri_began is None:  # how D judges the same latents once G has moved
+                logs['D(G(z))_post_g'] = self._score_after_g_step(*fakes[:2])
             if hasattr(self, 'net_g_ema'):
                 self.model_ema(self.ema_decay if current_iter >= self.ema_start_iter else 0.0)
+        if self.cri_began is not None:
+            self.began_update(logs)
         if self.diffaug is not None and self.ada is not None:
             logs['aug_prob'] = torch.tensor(self.diffaug.prob)
         self.log_dict = self.reduce_loss_dict(logs)
@@ -279,7 +309,7 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
             self.save_sample_grids(current_iter)
 
     @torch.no_grad()
-    def _score_after_g_step(self, z: torch.Tensor) -> torch.Tensor:
+    def _score_after_g_step(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """D's mean output on (augmented, as in the G step) G(z), leaving no trace: the RNG and BatchNorm
         statistics are restored afterwards, so how often one logs never changes the training."""
         nets = [self.get_bare_model(self.net_g), self.get_bare_model(self.net_d)]
@@ -287,37 +317,38 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []), \
                     self.autocast():
-                return self._score(nets[1](self._augment(nets[0](z).float())))
+                return self._score(self.judge(nets[1], self._augment(self.run_g(nets[0], z, y).float()), y)[0])
         finally:
             for net, bufs in zip(nets, saved):
                 for b, old in zip(net.buffers(), bufs):
                     b.copy_(old)
 
     # ------------------------------------------------------------------ sampling and visuals
-    def generate(self, z: torch.Tensor, ema: bool = False) -> torch.Tensor:
-        """Images in [-1, 1] (CPU) from latents, by the raw or the EMA generator, in eval mode."""
+    def generate(self, z: torch.Tensor, ema: bool = False, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] (CPU) from latents (and labels), by the raw or the EMA generator, in eval mode."""
         net = self.eval_generator() if ema else self.get_bare_model(self.net_g)
-        return generate(net, z)
+        return generate(net, z, labels=labels)
 
     def save_sample_grids(self, current_iter: int) -> list[str]:
-        """Write `visualization/samples_<iter>.png` (and `samples_ema_<iter>.png`) from the fixed latents."""
+        """Write `visualization/samples_<iter>.png` (and `samples_ema_<iter>.png`) from the fixed latents;
+        a conditional model's grid has a whole number of class cycles per row (each column one class)."""
         if get_dist_info()[0] != 0:
             return []
         nrow = int(((self.opt.get('val') or {}).get('grids') or {}).get('nrow', 0) or 0)
-        nrow = nrow or max(1, int(math.sqrt(self.fixed_z.shape[0])))
+        nrow = grid_nrow(self.fixed_z.shape[0], nrow, self.num_classes)
         folder = self.opt['path']['visualization']
         written = []
         for tag, ema in (('samples', False), ('samples_ema', True)):
             if ema and not hasattr(self, 'net_g_ema'):
                 continue
             path = os.path.join(folder, f'{tag}_{current_iter:08d}.png')
-            imwrite(make_grid(self.generate(self.fixed_z, ema=ema), nrow=nrow), path)
+            imwrite(make_grid(self.generate(self.fixed_z, ema=ema, labels=self.fixed_labels), nrow=nrow), path)
             written.append(path)
         return written
 
     @torch.no_grad()
     def test(self) -> None:
-        self.output = self.generate(self.fixed_z, ema=True)
+        self.output = self.generate(self.fixed_z, ema=True, labels=self.fixed_labels)
 
     def get_current_visuals(self) -> dict[str, torch.Tensor]:
         return OrderedDict(result=(self.output + 1) / 2)
@@ -341,7 +372,8 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
                 if pts:
                     ax.plot(*zip(*pts), label=key)
             ax.set_xlabel('iteration')
-            ax.legend()
+            if ax.lines:
+                ax.legend()
             ax.grid(alpha=0.3)
         ax_loss.set_title('losses')
         ax_score.set_title('D outputs (probabilities)' if self.gan_type == 'vanilla' else 'D outputs (scores)')
@@ -361,6 +393,8 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
         state = {'history': self.history}
         if self.ada is not None:
             state['ada'] = self.ada.state_dict()
+        if self.cri_began is not None:
+            state['began'] = self.cri_began.state_dict()  # k
         return super().save_training_state(epoch, current_iter, {**(extra or {}), 'gan_model': state})
 
     def resume_training(self, resume_state: dict) -> None:
@@ -370,3 +404,5 @@ class GANModel(FIDValidationMixin, AdversarialMixin, BaseModel):
         if self.ada is not None and 'ada' in state:
             self.ada.load_state_dict(state['ada'])
             self.diffaug.prob = self.ada.prob
+        if self.cri_began is not None and 'began' in state:
+            self.cri_began.load_state_dict(state['began'])

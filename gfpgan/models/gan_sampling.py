@@ -21,13 +21,26 @@ from gfpgan.utils.checkpoint_io import atomic_write, load_checkpoint, load_weigh
 CHECKPOINT_RE = re.compile(r'^net_g_(\d+)\.pth$')
 
 
+def to_rgb(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1 | 3 | 4, H, W) images in [0, 1] -> RGB: grey repeated, RGBA composited onto white (as the
+    image-folder dataset reads transparent files); what grids, FID and the Inception Score take."""
+    channels = images.shape[1]
+    if channels == 1:
+        return images.expand(-1, 3, -1, -1)
+    if channels == 4:
+        alpha = images[:, 3:]
+        return images[:, :3] * alpha + (1 - alpha)
+    if channels != 3:
+        raise ValueError(f'images must have 1, 3 or 4 channels, got {channels}.')
+    return images
+
+
 def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
-    """(N, C, H, W) images in [-1, 1] -> one BGR uint8 HxWx3 mosaic with `nrow` images per row."""
+    """(N, C, H, W) images in [-1, 1] -> one BGR uint8 HxWx3 mosaic with `nrow` images per row (grey and
+    RGBA through `to_rgb`)."""
     if images.dim() != 4:
         raise ValueError(f'make_grid expects (N, C, H, W) images, got shape {tuple(images.shape)}.')
-    imgs = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2)
-    if imgs.shape[1] == 1:
-        imgs = imgs.expand(-1, 3, -1, -1)
+    imgs = to_rgb((images.detach().float().cpu().clamp(-1, 1) + 1) / 2)
     n, c, h, w = imgs.shape
     nrow = max(1, min(nrow, n))
     ncol = (n + nrow - 1) // nrow
@@ -59,16 +72,51 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: st
 
 
 @torch.no_grad()
-def generate(net_g: nn.Module, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Run the generator on `z` in eval mode, in batches; returns CPU images in [-1, 1]."""
+def generate(net_g: nn.Module, z: torch.Tensor, batch_size: int = 64, labels: torch.Tensor | None = None
+             ) -> torch.Tensor:
+    """Run the generator on `z` (and class `labels`, for a conditional one) in eval mode, in batches;
+    returns CPU images in [-1, 1]."""
     was_training = net_g.training
     net_g.eval()
     device = next(net_g.parameters()).device
+    ys = labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
     try:
-        out = [net_g(chunk.to(device)).float().cpu() for chunk in z.split(batch_size)]
+        out = [(net_g(chunk.to(device)) if y is None else net_g(chunk.to(device), y.to(device))).float().cpu()
+               for chunk, y in zip(z.split(batch_size), ys)]
     finally:
         net_g.train(was_training)
     return torch.cat(out)
+
+
+def num_classes_of(net_g: nn.Module) -> int:
+    """Classes of a conditional generator (`takes_labels`), 0 for an unconditional one."""
+    return int(net_g.num_classes) if getattr(net_g, 'takes_labels', False) else 0
+
+
+def sample_inputs(n: int, latent_dim: int, num_classes: int = 0, info_dims: tuple[Sequence[int], int] | None = None,
+                  generator: torch.Generator | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Generator inputs for `n` samples: (latents, labels or None, InfoGAN (categories, continuous) or None).
+
+    With `generator` (a seeded draw: grids, FID) labels cycle through the classes, `arange(n) % num_classes`,
+    so every class is shown equally; without it (training) they are uniform draws. InfoGAN codes
+    (`info_dims` = (cat_dims, cont_dim)) fill the last columns of the latents.
+    """
+    from gfpgan.losses.mutual_info_loss import sample_latent_codes
+
+    code_dim = sum(info_dims[0]) + info_dims[1] if info_dims else 0
+    if code_dim >= latent_dim:
+        raise ValueError(f'network_g.latent_dim ({latent_dim}) must exceed the InfoGAN code size ({code_dim}): it '
+                         'is the noise size plus sum(cat_dims) + cont_dim.')
+    z = torch.randn(n, latent_dim - code_dim, generator=generator)
+    codes = None
+    if code_dim:
+        g_in, cat, cont = sample_latent_codes(n, info_dims[0], info_dims[1], generator=generator)
+        z, codes = torch.cat([z, g_in], 1), (cat, cont)
+    labels = None
+    if num_classes:
+        labels = torch.arange(n) % num_classes if generator is not None else torch.randint(num_classes, (n,))
+    return z, labels, codes
 
 
 def latent_dim_of(net_g: nn.Module, network_opt: dict | None = None) -> int:
@@ -105,17 +153,26 @@ def list_generator_checkpoints(models_dir: str | os.PathLike) -> list[tuple[int,
 
 
 def progress_montage(network_opt: dict, checkpoints: Sequence[tuple[int, str | os.PathLike]], z: torch.Tensor,
-                     use_ema: bool = True, device: str | torch.device = 'cpu') -> np.ndarray:
-    """One row per checkpoint (the same latents `z` through each), labelled with its iteration."""
+                     use_ema: bool = True, device: str | torch.device = 'cpu', labels: torch.Tensor | None = None
+                     ) -> np.ndarray:
+    """One row per checkpoint (the same latents `z`, and `labels` for a conditional G, through each),
+    labelled with its iteration."""
+    return np.concatenate(progress_rows(network_opt, checkpoints, z, use_ema, device, labels), axis=0)
+
+
+def progress_rows(network_opt: dict, checkpoints: Sequence[tuple[int, str | os.PathLike]], z: torch.Tensor,
+                  use_ema: bool = True, device: str | torch.device = 'cpu', labels: torch.Tensor | None = None
+                  ) -> list[np.ndarray]:
+    """`progress_montage`'s rows, one BGR image per checkpoint (the frames of a progress GIF)."""
     rows = []
     for it, path in checkpoints:
         net = load_generator(network_opt, path, use_ema=use_ema, device=device)
-        row = make_grid(generate(net, z), nrow=z.shape[0])
+        row = make_grid(generate(net, z, labels=labels), nrow=z.shape[0])
         label = np.full((row.shape[0], 72, 3), 255, np.uint8)
         cv2.putText(label, str(it), (4, row.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
                     cv2.LINE_AA)
         rows.append(np.concatenate([label, row], axis=1))
-    return np.concatenate(rows, axis=0)
+    return rows
 
 
 def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, duration_ms: int = 80, loop: int = 0) -> None:
@@ -132,3 +189,54 @@ def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, duration_ms:
         images[0].save(tmp, format='GIF', save_all=True, append_images=images[1:], duration=duration_ms, loop=loop)
 
     atomic_write(path, write)
+
+
+def grid_nrow(num: int, nrow: int = 0, num_classes: int = 0) -> int:
+    """Images per grid row: `nrow`, or square-ish; for labels cycling through `num_classes`, a whole number
+    of cycles per row, so that each column shows one class."""
+    nrow = nrow or max(1, int(num ** 0.5))
+    if num_classes and nrow > num_classes and nrow % num_classes:
+        nrow = num_classes * round(nrow / num_classes)
+    return nrow
+
+
+def seeded_inputs(net_g: nn.Module, num: int, seed: int, network_opt: dict | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`num` latents (and class labels cycling through a conditional G's classes) from `seed`."""
+    z, labels, _ = sample_inputs(num, latent_dim_of(net_g, network_opt), num_classes_of(net_g),
+                                 generator=torch.Generator().manual_seed(seed))
+    return z, labels
+
+
+def save_samples(net_g: nn.Module, folder: str | os.PathLike, num: int = 16, seed: int = 0, nrow: int = 0,
+                 separate: bool = False) -> Path:
+    """`folder/samples.png`: a grid of `num` samples (a conditional G's columns cycle through its classes
+    when `nrow` is a multiple of them), and with `separate` each as `sample_<i>.png`."""
+    from gfpgan.utils.image_io import imwrite
+
+    z, labels = seeded_inputs(net_g, num, seed)
+    images = generate(net_g, z, labels=labels)
+    nrow = grid_nrow(num, nrow, num_classes_of(net_g))
+    path = Path(folder) / 'samples.png'
+    imwrite(make_grid(images, nrow=nrow), str(path))
+    if separate:
+        for i, img in enumerate(images):
+            imwrite(make_grid(img[None], nrow=1, padding=0), str(Path(folder) / f'sample_{i:05d}.png'))
+    return path
+
+
+def save_interpolation(net_g: nn.Module, folder: str | os.PathLike, steps: int = 12, seed: int = 0,
+                       mode: str = 'slerp', gif: bool = False) -> Path:
+    """`folder/interpolation.png` (a strip between two seeded latents, of one class for a conditional G)
+    and with `gif` `interpolation.gif` (there and back)."""
+    from gfpgan.utils.image_io import imwrite
+
+    z, labels = seeded_inputs(net_g, 2, seed)
+    zs = interpolate_latents(z[:1], z[1:], steps, mode)[:, 0]
+    images = generate(net_g, zs, labels=None if labels is None else labels[:1].expand(steps))
+    path = Path(folder) / 'interpolation.png'
+    imwrite(make_grid(images, nrow=steps), str(path))
+    if gif:
+        frames = [make_grid(img[None], nrow=1, padding=0) for img in images]
+        save_gif(frames + frames[::-1][1:-1], Path(folder) / 'interpolation.gif')
+    return path

@@ -71,13 +71,23 @@ class TrainOptionsBase(OptionsModel):
 
     scheduler_keys: ClassVar[tuple[str, ...]] = ('monitor', 'step_every')
 
-    total_iter: Union[int, None] = Field(None, description='number of training iterations (required to train)', ge=1)
+    total_iter: Union[int, None] = Field(
+        None, ge=1, description='number of training iterations (to train: this or epochs)')
+    epochs: Union[int, None] = Field(
+        None, ge=1, description='passes over the train set instead of total_iter (train.py converts: len x '
+        'dataset_enlarge_ratio / (batch_size_per_gpu x world size) iterations per epoch)')
     warmup_iter: int = Field(-1, description='linear learning-rate warm-up over this many iterations; -1: none')
     optim_g: OptimizerBlock = Field(None, description='generator optimizer: {type: Adam, lr: 2e-3, ...}')
     scheduler: SchedulerBlock = Field(None, description='learning-rate scheduler, one per optimizer')
     ema_decay: Union[float, None] = Field(
         None, description="decay of the generator's exponential moving average; 0 or none: the recipe's default"
     )
+
+    @model_validator(mode='after')
+    def _total_iter_or_epochs(self) -> TrainOptionsBase:
+        if self.total_iter is not None and self.epochs is not None:
+            raise ValueError('epochs: give total_iter or epochs, not both')
+        return self
 
 
 # ----------------------------------------------------------------------------------------------- datasets

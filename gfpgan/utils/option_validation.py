@@ -304,8 +304,9 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
     train_model = train_options_model(model_cls)
     if top.train is not None or is_train:
         train = check_block(train_model, top.train, 'train', source)
-        if is_train and train.total_iter is None:
-            raise OptionError(f'{source}: train.total_iter: required for training (number of iterations).')
+        if is_train and train.total_iter is None and train.epochs is None:
+            raise OptionError(f'{source}: train.total_iter: required for training (number of iterations), '
+                              'or train.epochs (passes over the train set).')
         check_component_fields(train, 'train', source, train_model.scheduler_keys)
         notices += no_effect_notices(train, 'train', source)
 

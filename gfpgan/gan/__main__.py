@@ -1,0 +1,5 @@
+import sys
+
+from gfpgan.gan.cli import main
+
+sys.exit(main())
