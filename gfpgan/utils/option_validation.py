@@ -312,11 +312,17 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
         raise OptionError(f'{source}: the file must hold a mapping of options, got {type(opt).__name__}.')
     networks = network_names(opt)
     model_keys = _model_top_level_keys(opt.get('model_type'))
-    for key in opt:
-        if key not in TopLevelOptions.model_fields and key not in model_keys and not str(key).startswith('network_'):
-            guess = f'network_{str(key).partition("_")[2] or "<x>"}'
-            msg = unknown_key_message(str(key), TopLevelOptions.model_fields, [guess], ' and network_<x> blocks')
-            raise OptionError(f'{source}: {key}: {msg}')
+    unknown = [k for k in opt
+               if k not in TopLevelOptions.model_fields and k not in model_keys and not str(k).startswith('network_')]
+    if unknown:
+        if isinstance(opt.get('model_type'), str):  # a misspelt model first: its top-level keys look unknown
+            registered('model', opt['model_type'], 'model_type', source)
+        # a misspelt common key (model_type itself) before keys that a model would declare
+        key = next((k for k in unknown if difflib.get_close_matches(str(k), TopLevelOptions.model_fields, 1, 0.6)),
+                   unknown[0])
+        guess = f'network_{str(key).partition("_")[2] or "<x>"}'
+        msg = unknown_key_message(str(key), TopLevelOptions.model_fields, [guess], ' and network_<x> blocks')
+        raise OptionError(f'{source}: {key}: {msg}')
     top = check_block(TopLevelOptions, {k: v for k, v in opt.items()
                                         if not str(k).startswith('network_') and k not in model_keys}, '', source)
     notices = no_effect_notices(top, '', source)
