@@ -95,7 +95,7 @@ def test_upstream_sr_file_validates_loads_data_and_builds_the_model(name, upstre
         assert model.sr_degrader.opt['noise_range2'] == [1, 25] and model.top.gt_size == 256
         assert model.pair_pool.queue_size == 180
     if name != 'train_MSRResNet_x4.yml':  # the pretrained generator was loaded strictly
-        saved = torch.load(upstream_root / 'experiments' / 'pretrained_models' / opt['path']['pretrain_network_g'].split('/')[-1])
+        saved = torch.load(upstream_root / opt['path']['pretrain_network_g'])
         weights = saved.get('params_ema', saved.get('params'))
         loaded = model.get_bare_model(model.net_g).state_dict()
         assert all(torch.equal(loaded[k], v) for k, v in weights.items())

@@ -2,12 +2,9 @@
 
 Module names follow BasicSR's release files (`MSRResNet_x4`: `conv_first`, `body.N.conv1/conv2`,
 `upconv1`, `upconv2` (x4 only), `conv_hr`, `conv_last`), so they load strictly. The network learns the
-residual over a bilinear upsampling of the input (BasicSR's), or over a bicubic one with
-`base_mode: bicubic` (a stronger start for small networks and short runs; same weights layout).
+residual over a bilinear upsampling of the input.
 """
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,18 +34,14 @@ class MSRResNet(nn.Module):
 
     Args:
         num_feat: trunk width. num_block: residual blocks. upscale: 2, 3 (one pixel shuffle) or 4 (two x2).
-        base_mode: the upsampling the residual is added to: bilinear (BasicSR) or bicubic.
     """
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
-                 upscale: int = 4, base_mode: Literal['bilinear', 'bicubic'] = 'bilinear') -> None:
+                 upscale: int = 4) -> None:
         super().__init__()
         if upscale not in (2, 3, 4):
             raise ValueError(f'MSRResNet: upscale must be 2, 3 or 4, got {upscale}.')
-        if base_mode not in ('bilinear', 'bicubic'):
-            raise ValueError(f"MSRResNet: base_mode must be 'bilinear' or 'bicubic', got {base_mode!r}.")
         self.upscale = upscale
-        self.base_mode = base_mode
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*(ResidualBlockNoBN(num_feat) for _ in range(num_block)))
         shuffle = 2 if upscale == 4 else upscale
@@ -68,4 +61,4 @@ class MSRResNet(nn.Module):
         if self.upscale == 4:
             feat = F.leaky_relu(self.pixel_shuffle(self.upconv2(feat)), 0.1)
         out = self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.1))
-        return out + F.interpolate(x, scale_factor=self.upscale, mode=self.base_mode, align_corners=False)
+        return out + F.interpolate(x, scale_factor=self.upscale, mode='bilinear', align_corners=False)

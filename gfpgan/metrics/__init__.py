@@ -14,5 +14,5 @@ def calculate_metric(data: dict, opt: dict) -> Any:
     """Upstream semantics: call `METRIC_REGISTRY.get(opt['type'])(**data, **rest_of_opt)`."""
     opt = copy.deepcopy(opt)
     metric_type = opt.pop('type')
-    opt.pop(METRIC_BETTER_KEY, None)  # BasicSR's direction of best values, checked by the option validator, not an argument
+    opt.pop(METRIC_BETTER_KEY, None)  # BasicSR's best-value direction (checked by the validator): not an argument
     return METRIC_REGISTRY.get(metric_type)(**data, **opt)

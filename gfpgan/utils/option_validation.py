@@ -16,9 +16,9 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from gfpgan.utils.option_components import component_model, registry_for
 from gfpgan.utils.option_schema import (
+    METRIC_BETTER_KEY,
     NO_EFFECT,
     ComponentBlock,
-    METRIC_BETTER_KEY,
     DatasetOptions,
     ModelTopLevelOptions,
     PathOptionsBase,
