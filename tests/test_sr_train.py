@@ -85,7 +85,7 @@ def _tiny_model(tmp_path: Path, data_dir: Path, name: str, pretrained: dict | No
     from gfpgan.utils.experiment import make_exp_dirs
     from gfpgan.utils.options import parse_options
 
-    opt_path = write_tiny(tmp_path, data_dir, 'realesrgan', name, iters=10, queue_size=8)
+    opt_path = write_tiny(tmp_path, data_dir, 'realesrgan', name, iters=10, queue_size=8, l1_gt_usm=True)
     args = ['-opt', str(opt_path), '--force_yml', 'datasets:train:batch_size_per_gpu=4']
     opt, _ = parse_options(tmp_path, True, args)
     opt['path'].update(pretrained or {})
