@@ -1,14 +1,12 @@
 """The SR recipes end to end: the tiny ESRGAN / Real-ESRNet / Real-ESRGAN option files train on CPU through
-gfpgan/train.py and restore the validation faces better than bicubic upsampling; RealESRGANModel resumes
-exactly (degradation generator, training-pair pool and networks)."""
+gfpgan/train.py (validation, release checkpoint layout, logged losses); RealESRGANModel resumes exactly
+(degradation generator, training-pair pool and networks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 from launch import REPO, run_train
 from test_gfpgan_train_e2e import logged_metrics
@@ -30,36 +28,6 @@ def write_tiny(tmp_path: Path, data_dir: Path, recipe: str, name: str, iters: in
     path = tmp_path / f'{name}.yml'
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     return path
-
-
-def bicubic_psnr(opt_path: Path) -> float:
-    """Mean PSNR (the recipe's metric options) of bicubic upsampling on the recipe's validation set."""
-    from gfpgan.data import build_dataset
-    from gfpgan.metrics import calculate_metric
-    from gfpgan.utils.image_io import tensor2img
-
-    opt = yaml_load(opt_path)
-    val = build_dataset(dict(opt['datasets']['val'], phase='val', scale=opt['scale']))
-    values = []
-    for i in range(len(val)):
-        s = val[i]
-        up = F.interpolate(s['lq'][None], scale_factor=opt['scale'], mode='bicubic', align_corners=False)
-        pair = {'img': tensor2img(up.clamp(0, 1)), 'img2': tensor2img(s['gt'][None])}
-        values.append(calculate_metric(pair, opt['val']['metrics']['psnr']))
-    return sum(values) / len(values)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('recipe', ['esrgan', 'realesrnet', 'realesrgan'])
-def test_tiny_recipe_beats_bicubic(recipe, tmp_path, data_dir):
-    opt_path = write_tiny(tmp_path, data_dir, recipe, f'fit_{recipe}', iters=yaml_load(
-        REPO / 'options' / f'train_{recipe}_tiny.yml')['train']['total_iter'])
-    proc = run_train(['-opt', str(opt_path)], tmp_path, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    log = next((tmp_path / 'experiments' / f'fit_{recipe}').glob('train_*.log')).read_text()
-    restored = logged_metrics(log)['faces_val']['psnr']
-    bicubic = bicubic_psnr(opt_path)
-    assert restored > bicubic, (restored, bicubic)
 
 
 def test_tiny_recipes_train_through_train_py(tmp_path, data_dir):
