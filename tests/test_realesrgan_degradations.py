@@ -250,7 +250,7 @@ def test_realesrgan_dataset_pads_crops_and_draws_kernels(tmp_path):
     np.testing.assert_allclose(padded[40:42, :56], small[38:36:-1], atol=1e-6)  # reflect-101 below
     again = build_dataset(opt)[0]
     assert torch.equal(again['kernel1'], ds[0]['kernel1']) and torch.equal(again['gt'], ds[0]['gt'])
-    with pytest.raises(ValueError, match='kernel_list2 has 2 entries but kernel_prob2 has 1'):
+    with pytest.raises(ValueError, match='kernel_prob2: 1 entries for the 2 types of kernel_list2'):
         build_dataset(dict(opt, kernel_list2=['iso', 'aniso'], kernel_prob2=[1]))
     with pytest.raises(FileNotFoundError, match='meta_info_file'):
         build_dataset(dict(opt, meta_info=str(tmp_path / 'nope.txt')))

@@ -8,10 +8,12 @@ crop or pad, and draw the three kernels of each sample, which is cheap on the CP
 from __future__ import annotations
 
 import os
+from typing import Any, Union
 
 import cv2
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 from torch.utils.data import Dataset
 
 from gfpgan.data.degradations import KERNEL_TYPES, as_rng
@@ -26,16 +28,52 @@ from gfpgan.data.file_client import (
 from gfpgan.data.realesrgan_degradations import random_blur_kernel, random_final_sinc_kernel
 from gfpgan.data.transforms import augment
 from gfpgan.utils.image_io import imfrombytes, img2tensor
+from gfpgan.utils.option_schema import DatasetOptions, IOBackendBlock, upstream_only
 from gfpgan.utils.registry import DATASET_REGISTRY
 
-# Real-ESRGAN x4plus recipe values, used for options left out
-DEFAULTS = dict(
-    blur_kernel_size=21, kernel_list=list(KERNEL_TYPES), kernel_prob=[0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
-    sinc_prob=0.1, blur_sigma=[0.2, 3], betag_range=[0.5, 4], betap_range=[1, 2],
-    blur_kernel_size2=21, kernel_list2=list(KERNEL_TYPES), kernel_prob2=[0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
-    sinc_prob2=0.1, blur_sigma2=[0.2, 1.5], betag_range2=[0.5, 4], betap_range2=[1, 2],
-    final_sinc_prob=0.8, use_hflip=True, use_rot=False, crop_pad_size=400,
-)
+_X4PLUS_PROB = [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]  # Real-ESRGAN x4plus kernel probabilities
+
+
+def _pair(default: list[float], what: str) -> Any:
+    return Field(list(default), min_length=2, max_length=2, description=what)
+
+
+class RealESRGANDatasetOptions(DatasetOptions):
+    """Real-ESRGAN's dataset keys (its x4plus recipe values when left out)."""
+
+    dataroot_gt: str = Field(description='folder (or .lmdb) of high-quality images')
+    meta_info: Union[str, None] = Field(None, description='disk: file listing image paths relative to dataroot_gt')
+    io_backend: IOBackendBlock = Field(None, description='{type: disk} (default) or {type: lmdb}')
+    skip_bad_images: bool = Field(False, description='skip unreadable files with a warning instead of stopping')
+    seed: Union[int, None] = Field(None, description='each index always draws the same flips, crop and kernels')
+    use_hflip: bool = Field(True, description='random horizontal flip')
+    use_rot: bool = Field(False, description='random vertical flip and 90-degree rotation')
+    crop_pad_size: int = Field(400, ge=1, description='gt is reflect-padded or randomly cropped to this square')
+    blur_kernel_size: int = Field(21, ge=7, description='first blur: largest kernel (sizes 7, 9, ... up to it)')
+    kernel_list: list[str] = Field(list(KERNEL_TYPES), description='first blur: kernel types')
+    kernel_prob: list[float] = Field(list(_X4PLUS_PROB), description='first blur: one probability per type')
+    sinc_prob: float = Field(0.1, ge=0, le=1, description='first blur: probability of a sinc kernel instead')
+    blur_sigma: list[float] = _pair([0.2, 3], 'first blur: sigma range')
+    betag_range: list[float] = _pair([0.5, 4], 'first blur: generalized Gaussian beta range')
+    betap_range: list[float] = _pair([1, 2], 'first blur: plateau beta range')
+    blur_kernel_size2: int = Field(21, ge=7, description='second blur: largest kernel')
+    kernel_list2: list[str] = Field(list(KERNEL_TYPES), description='second blur: kernel types')
+    kernel_prob2: list[float] = Field(list(_X4PLUS_PROB), description='second blur: one probability per type')
+    sinc_prob2: float = Field(0.1, ge=0, le=1, description='second blur: probability of a sinc kernel instead')
+    blur_sigma2: list[float] = _pair([0.2, 1.5], 'second blur: sigma range')
+    betag_range2: list[float] = _pair([0.5, 4], 'second blur: generalized Gaussian beta range')
+    betap_range2: list[float] = _pair([1, 2], 'second blur: plateau beta range')
+    final_sinc_prob: float = Field(0.8, ge=0, le=1, description='probability of the final sinc filter')
+    gt_size: Union[int, None] = upstream_only("the model crops the degraded batch to the top-level 'gt_size'")
+
+    @model_validator(mode='after')
+    def _one_probability_per_kernel(self) -> RealESRGANDatasetOptions:
+        for suffix in ('', '2'):
+            kinds, prob = getattr(self, f'kernel_list{suffix}'), getattr(self, f'kernel_prob{suffix}')
+            if len(kinds) != len(prob):
+                raise ValueError(f'kernel_prob{suffix}: {len(prob)} entries for the {len(kinds)} types of '
+                                 f'kernel_list{suffix}; give one probability per kernel type')
+        return self
 
 
 def crop_or_pad(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -53,38 +91,31 @@ def crop_or_pad(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndar
 class RealESRGANDataset(Dataset):
     """gt images and, per sample, `kernel1`, `kernel2` (first/second blur) and `sinc_kernel` (final filter).
 
-    Options (Real-ESRGAN's; missing ones take its x4plus recipe values): `dataroot_gt`, `meta_info` (disk:
-    list of image paths relative to `dataroot_gt`; without it the folder is read), `io_backend`
-    ({type: disk|lmdb}), `use_hflip`, `use_rot`, `crop_pad_size` (400: gt is reflect-padded or randomly
-    cropped to it), for the first blur `blur_kernel_size` (largest size; the size is drawn from
-    7, 9, ..., blur_kernel_size and zero-padded to it), `kernel_list`, `kernel_prob`, `blur_sigma`,
-    `betag_range`, `betap_range`, `sinc_prob`, the same with suffix `2` for the second blur, and
-    `final_sinc_prob`; `seed` (per-index draws), `skip_bad_images`. `gt_size` and the degradation
-    ranges belong to the model, which degrades and crops the batch.
+    Options: `RealESRGANDatasetOptions` (Real-ESRGAN's keys; without `meta_info` the folder is read; each
+    blur kernel's size is drawn from 7, 9, ..., blur_kernel_size and zero-padded to it). `gt_size` and
+    the degradation ranges belong to the model, which degrades and crops the batch.
 
     Returns `gt` (RGB CHW float in [0, 1]), `kernel1` and `kernel2` (blur_kernel_size[2] squared,
     float32), `sinc_kernel` (blur_kernel_size squared), `gt_path`.
     """
 
+    options = RealESRGANDatasetOptions
+
     def __init__(self, opt: dict) -> None:
-        self.opt = {**DEFAULTS, **opt}
-        self.io_backend = dict(opt.get('io_backend') or {'type': 'disk'})
-        self.gt_folder = str(opt['dataroot_gt'])
-        self.seed = opt.get('seed')
+        self.opt = opt
+        self.o = o = self.options.parse(opt, type(self).__name__)
+        self.io_backend = dict(o.io_backend or {'type': 'disk'})
+        self.gt_folder = o.dataroot_gt
+        self.seed = o.seed
         if is_lmdb(self.io_backend):
             self.paths = read_meta_info(self.gt_folder)
             self.file_client = build_file_client(self.io_backend, [self.gt_folder], ['gt'])
         else:
-            if opt.get('meta_info'):
-                self.paths = [os.path.join(self.gt_folder, n) for n in meta_info_names(opt['meta_info'])]
+            if o.meta_info:
+                self.paths = [os.path.join(self.gt_folder, n) for n in meta_info_names(o.meta_info)]
             else:
                 self.paths = paths_from_folder(self.gt_folder)
             self.file_client = build_file_client(self.io_backend)
-        for key in ('kernel_list', 'kernel_list2'):
-            prob_key = key.replace('list', 'prob')
-            if len(self.opt[key]) != len(self.opt[prob_key]):
-                raise ValueError(f'RealESRGANDataset: {key} has {len(self.opt[key])} entries but {prob_key} has '
-                                 f'{len(self.opt[prob_key])}; give one probability per kernel type.')
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -94,19 +125,20 @@ class RealESRGANDataset(Dataset):
         return index, imfrombytes(self.file_client.get(path, 'gt'), float32=True, source=path)
 
     def _kernel(self, suffix: str, rng: np.random.Generator) -> torch.Tensor:
-        o = self.opt
-        kernel = random_blur_kernel(o[f'kernel_list{suffix}'], o[f'kernel_prob{suffix}'], o[f'blur_sigma{suffix}'],
-                                    o[f'betag_range{suffix}'], o[f'betap_range{suffix}'], o[f'sinc_prob{suffix}'],
-                                    int(o[f'blur_kernel_size{suffix}']), rng)
+        o = self.o
+        kernel = random_blur_kernel(getattr(o, f'kernel_list{suffix}'), getattr(o, f'kernel_prob{suffix}'),
+                                    getattr(o, f'blur_sigma{suffix}'), getattr(o, f'betag_range{suffix}'),
+                                    getattr(o, f'betap_range{suffix}'), getattr(o, f'sinc_prob{suffix}'),
+                                    getattr(o, f'blur_kernel_size{suffix}'), rng)
         return torch.from_numpy(kernel.astype(np.float32))
 
     def __getitem__(self, index: int) -> dict:
-        index, img = read_or_skip(self._read, index, len(self.paths), self.opt.get('skip_bad_images', False),
-                                  'RealESRGANDataset')
+        o = self.o
+        index, img = read_or_skip(self._read, index, len(self.paths), o.skip_bad_images, 'RealESRGANDataset')
         rng = np.random.default_rng([int(self.seed), index]) if self.seed is not None else as_rng(None)
-        img = augment(img, self.opt['use_hflip'], self.opt['use_rot'], rng)
-        img = crop_or_pad(img, int(self.opt['crop_pad_size']), rng)
+        img = augment(img, o.use_hflip, o.use_rot, rng)
+        img = crop_or_pad(img, o.crop_pad_size, rng)
         kernel1, kernel2 = self._kernel('', rng), self._kernel('2', rng)
-        sinc = random_final_sinc_kernel(self.opt['final_sinc_prob'], int(self.opt['blur_kernel_size']), rng)
+        sinc = random_final_sinc_kernel(o.final_sinc_prob, o.blur_kernel_size, rng)
         return {'gt': img2tensor(img, bgr2rgb=True, float32=True), 'kernel1': kernel1, 'kernel2': kernel2,
                 'sinc_kernel': torch.from_numpy(sinc.astype(np.float32)), 'gt_path': self.paths[index]}

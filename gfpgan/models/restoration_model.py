@@ -37,19 +37,27 @@ class RestorationModel(BaseModel):
             self.init_training_settings()
 
     def init_training_settings(self) -> None:
-        train = self.train_opt
         self.net_g.train()
-        self.setup_ema(train.ema_decay)
+        self.setup_ema(self.train_opt.ema_decay)
+        self.setup_losses()
+        self.keep_best_target()  # a wrong val.keep_best fails here, not after the first validation
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def setup_losses(self) -> None:
+        """`cri_pix` / `cri_perceptual` from `train.pixel_opt` / `train.perceptual_opt` (at least one)."""
+        train = self.train_opt
         self.cri_pix = build_loss(train.pixel_opt, 'train.pixel_opt').to(self.device) if train.pixel_opt else None
         self.cri_perceptual = (
             build_loss(train.perceptual_opt, 'train.perceptual_opt').to(self.device) if train.perceptual_opt else None
         )
         if self.cri_pix is None and self.cri_perceptual is None:
-            raise ValueError('RestorationModel: set train.pixel_opt and/or train.perceptual_opt.')
-        self.keep_best_target()  # a wrong val.keep_best fails here, not after the first validation
+            raise ValueError(f'{type(self).__name__}: set train.pixel_opt and/or train.perceptual_opt.')
+
+    def setup_optimizers(self) -> None:
+        """`optimizer_g` over the trainable generator parameters (a GAN recipe adds its discriminator's)."""
         self.optimizer_g = self.make_optimizer('optim_g', [p for p in self.net_g.parameters() if p.requires_grad])
         self.scaler_g = self.grad_scaler('g')
-        self.setup_schedulers()
 
     def feed_data(self, data: dict) -> None:
         data = self.degrade_on_device(data)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, TypeAdapter, create_model
 
-from gfpgan.utils.option_schema import OptionsModel
+from gfpgan.utils.option_schema import METRIC_BETTER_KEY, OptionsModel
 from gfpgan.utils.registry import Registry
 
 KINDS = ('arch', 'loss', 'optimizer', 'scheduler', 'metric', 'io_backend')
@@ -106,6 +106,9 @@ def component_model(kind: str, type_name: str, obj: Any, inputs: tuple[str, ...]
         fields[p.name] = (annotation, Field(default))
     for key, description in meta_options.items():  # keys the validation loop reads for this metric
         fields.setdefault(key, (Any, Field(None, description=str(description))))
+    if kind == 'metric':  # BasicSR's direction key; option_validation checks it agrees with the declared one
+        fields.setdefault(METRIC_BETTER_KEY, (Optional[Literal['higher', 'lower']], Field(
+            None, description="BasicSR's best-value direction; must agree with the metric's declared one")))
     config = ConfigDict(extra='allow' if open_kwargs else 'forbid', arbitrary_types_allowed=True,
                         protected_namespaces=(), title=f'{kind}:{type_name}')
     model_name = f'{kind}_{type_name}'.replace('.', '_')

@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from gfpgan.utils.option_components import component_models, discover_all, registry_for
 from gfpgan.utils.option_schema import ComponentBlock, TopLevelOptions
-from gfpgan.utils.option_validation import path_model, val_options_model
+from gfpgan.utils.option_validation import path_model, top_level_options_model, val_options_model
 
 KINDS = ('arch', 'loss', 'optimizer', 'scheduler', 'metric', 'io_backend')
 NULL = {'type': 'null'}
@@ -54,8 +54,9 @@ def build_json_schema() -> dict:
     components = {k: component_models(k) for k in KINDS}
     datasets, trains = _declared('dataset', 'options'), _declared('model', 'train_options')
     vals = {n: val_options_model(c) for n, c in registry_for('model')}
+    tops = {n: m for n, c in registry_for('model') if (m := top_level_options_model(c)) is not None}
     paths = path_model(['x'])  # the per-network keys of a placeholder network `x`, turned into patterns below
-    models = [TopLevelOptions, paths, *datasets.values(), *trains.values(), *vals.values()]
+    models = [TopLevelOptions, paths, *datasets.values(), *trains.values(), *vals.values(), *tops.values()]
     models += [m for kind in KINDS for m in components[kind].values()]
     models = list(dict.fromkeys(models))
     _, defs = models_json_schema([(m, 'validation') for m in models], ref_template='#/$defs/{model}')
@@ -101,12 +102,14 @@ def build_json_schema() -> dict:
         'additionalProperties': False,
     }, NULL]}
     root['patternProperties'] = {'^network_[A-Za-z0-9_]+$': _by_type(names['arch'])}
-    root['additionalProperties'] = False
+    root.pop('additionalProperties', None)  # unevaluatedProperties instead: a model's own top-level keys are in allOf
+    root['unevaluatedProperties'] = False
     root['allOf'] = [
         {'if': {'properties': {'model_type': {'const': n}}, 'required': ['model_type']},
          'then': {'properties': {
              'train': {'anyOf': [_ref(trains[n].__name__), NULL]} if n in trains else {},
-             'val': {'anyOf': [_ref(vals[n].__name__), NULL]}}}}
+             'val': {'anyOf': [_ref(vals[n].__name__), NULL]},
+             **(defs[tops[n].__name__]['properties'] if n in tops else {})}}}
         for n in sorted(vals)
     ]
     return {'$schema': 'https://json-schema.org/draft/2020-12/schema', **root, 'title': 'gfpgan option file',

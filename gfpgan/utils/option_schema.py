@@ -21,6 +21,7 @@ __all__ = [
     'OptionsModel', 'upstream_only', 'ComponentBlock', 'ArchBlock', 'LossBlock', 'OptimizerBlock', 'SchedulerBlock',
     'MetricBlock', 'IOBackendBlock', 'TrainOptionsBase', 'DatasetOptions', 'ImageFilesOptions', 'PathOptionsBase',
     'ValOptions', 'GANValOptions', 'LoggerOptions', 'WandbOptions', 'DistParams', 'TopLevelOptions', 'NO_EFFECT',
+    'ModelTopLevelOptions', 'METRIC_BETTER_KEY',
 ]  # fmt: skip
 
 NO_EFFECT = 'x-no-effect'  # JSON-schema key marking an upstream key that is accepted and ignored
@@ -225,6 +226,22 @@ class DistParams(OptionsModel):
 
 
 # ----------------------------------------------------------------------------------------------- top level
+METRIC_BETTER_KEY = 'better'  # BasicSR's direction in a metric block: accepted when it agrees with the metric's
+
+
+class ModelTopLevelOptions(OptionsModel):
+    """Base of the top-level keys a model reads itself (class attribute `top_level_options`).
+
+    Real-ESRGAN's files keep the model's degradation settings at the top level, not under `train:`; the
+    model declares them here, reads its values from this model, and the validator checks them with it.
+    """
+
+    @classmethod
+    def of(cls, opt: dict) -> ModelTopLevelOptions:
+        """The declared keys of the whole option tree `opt`, validated (defaults for those left out)."""
+        return cls.model_validate({k: opt[k] for k in cls.model_fields if k in opt})
+
+
 class TopLevelOptions(OptionsModel):
     """The top level of an option file; `network_<x>` blocks are added per file (constructor arguments)."""
 

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from gfpgan.utils.option_components import component_model, registry_for
 from gfpgan.utils.option_schema import (
+    METRIC_BETTER_KEY,
     NO_EFFECT,
     ComponentBlock,
     DatasetOptions,
+    ModelTopLevelOptions,
     PathOptionsBase,
     TopLevelOptions,
     TrainOptionsBase,
@@ -252,6 +254,39 @@ def val_options_model(model_cls: Any) -> type[ValOptions]:
     return ValOptions
 
 
+def top_level_options_model(model_cls: Any) -> type[ModelTopLevelOptions] | None:
+    """The top-level keys the model reads itself (`top_level_options`), or None."""
+    model = getattr(model_cls, 'top_level_options', None)
+    if isinstance(model, type) and issubclass(model, ModelTopLevelOptions):
+        return model
+    return None
+
+
+def _model_top_level_keys(model_type: Any) -> set[str]:
+    """Keys that `model_type` declares at the top level (none while it is not a registered model)."""
+    from gfpgan.utils.registry import MODEL_REGISTRY
+
+    if not isinstance(model_type, str) or model_type not in MODEL_REGISTRY:
+        return set()
+    model = top_level_options_model(MODEL_REGISTRY.get(model_type))
+    return set(model.model_fields) if model is not None else set()
+
+
+def check_metric_direction(name: str, block: dict, where: str, source: str) -> None:
+    """A metric block's `better` (BasicSR's best-metric direction) must agree with what the metric declares:
+    best values follow the declared direction, so a contradicting one would be silently ignored."""
+    from gfpgan.utils.registry import METRIC_REGISTRY
+
+    given = block.get(METRIC_BETTER_KEY)
+    if given is None:
+        return
+    declared = METRIC_REGISTRY.meta(block['type']).get('better')
+    if given != declared:
+        raise OptionError(f"{source}: {where}.{METRIC_BETTER_KEY}: '{given}' contradicts metric {block['type']}, "
+                          f"for which {declared} is better; best values follow the metric's direction: "
+                          f"write better: {declared} or remove the key.")
+
+
 def check_dataset(phase_key: str, block: Any, source: str) -> DatasetOptions:
     where = f'datasets.{phase_key}'
     phase = phase_key.split('_')[0]
@@ -276,14 +311,25 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
     if not isinstance(opt, dict):
         raise OptionError(f'{source}: the file must hold a mapping of options, got {type(opt).__name__}.')
     networks = network_names(opt)
-    for key in opt:
-        if key not in TopLevelOptions.model_fields and not str(key).startswith('network_'):
-            guess = f'network_{str(key).partition("_")[2] or "<x>"}'
-            msg = unknown_key_message(str(key), TopLevelOptions.model_fields, [guess], ' and network_<x> blocks')
-            raise OptionError(f'{source}: {key}: {msg}')
-    top = check_block(TopLevelOptions, {k: v for k, v in opt.items() if not str(k).startswith('network_')}, '', source)
+    model_keys = _model_top_level_keys(opt.get('model_type'))
+    unknown = [k for k in opt
+               if k not in TopLevelOptions.model_fields and k not in model_keys and not str(k).startswith('network_')]
+    if unknown:
+        if isinstance(opt.get('model_type'), str):  # a misspelt model first: its top-level keys look unknown
+            registered('model', opt['model_type'], 'model_type', source)
+        # a misspelt common key (model_type itself) before keys that a model would declare
+        key = next((k for k in unknown if difflib.get_close_matches(str(k), TopLevelOptions.model_fields, 1, 0.6)),
+                   unknown[0])
+        guess = f'network_{str(key).partition("_")[2] or "<x>"}'
+        msg = unknown_key_message(str(key), TopLevelOptions.model_fields, [guess], ' and network_<x> blocks')
+        raise OptionError(f'{source}: {key}: {msg}')
+    top = check_block(TopLevelOptions, {k: v for k, v in opt.items()
+                                        if not str(k).startswith('network_') and k not in model_keys}, '', source)
     notices = no_effect_notices(top, '', source)
     model_cls = registered('model', top.model_type, 'model_type', source)
+    model_top = top_level_options_model(model_cls)
+    if model_top is not None:
+        check_block(model_top, {k: opt[k] for k in model_keys if k in opt}, '', source)
     built = getattr(model_cls, 'networks', None)  # the network_<x> blocks the model reads, when it declares them
     for name in networks:
         if built is not None and name not in built:
@@ -315,8 +361,10 @@ def validate_options(opt: Any, source: str, is_train: bool = True) -> list[str]:
         notices += no_effect_notices(val, 'val', source)
         for name, metric in (val.metrics or {}).items():
             check_component('metric', metric, f'val.metrics.{name}', source)
+            check_metric_direction(name, metric, f'val.metrics.{name}', source)
     return notices
 
 
 __all__ = ['validate_options', 'check_block', 'check_component', 'registered', 'unknown_key_message',
-           'path_model', 'dataset_options_model', 'train_options_model', 'val_options_model']
+           'path_model', 'dataset_options_model', 'train_options_model', 'val_options_model',
+           'top_level_options_model', 'check_metric_direction']
