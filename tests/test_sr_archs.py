@@ -166,3 +166,22 @@ def test_weighted_tv_loss_formula():
     torch.testing.assert_close(masked, expected)
     with pytest.raises(ValueError, match='WeightedTVLoss'):
         build_loss({'type': 'WeightedTVLoss', 'reduction': 'none'})
+
+
+def test_srvgg_upsample_base_is_the_interpolation_the_body_adds_to():
+    """Zero body output: nearest (default, the release behaviour) or bicubic upsampling of the input; both
+    bases have the same parameters, so one state dict serves either; an unknown base names the choices."""
+    x = torch.rand(1, 3, 6, 5)
+    nets = {base: build_network(dict(CASES[2][0], upsample_base=base)) for base in ('nearest', 'bicubic')}
+    for net in nets.values():
+        torch.nn.init.zeros_(net.body[-1].weight)
+        torch.nn.init.zeros_(net.body[-1].bias)
+    with torch.no_grad():
+        assert torch.equal(nets['nearest'](x), torch.nn.functional.interpolate(x, scale_factor=4, mode='nearest'))
+        assert torch.allclose(nets['bicubic'](x), torch.nn.functional.interpolate(x, scale_factor=4, mode='bicubic'))
+    assert not torch.allclose(nets['nearest'](x), nets['bicubic'](x))
+    default = build_network(CASES[2][0])
+    assert default.upsample_base == 'nearest'
+    default.load_state_dict(nets['bicubic'].state_dict(), strict=True)
+    with pytest.raises(ValueError, match="upsample_base must be one of .*'lanczos'"):
+        build_network(dict(CASES[2][0], upsample_base='lanczos'))

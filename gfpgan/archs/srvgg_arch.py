@@ -1,5 +1,8 @@
 """SRVGGNetCompact (Real-ESRGAN's `realesr-general-x4v3`, `realesr-animevideov3`): a plain conv stack at
 the input resolution, one pixel shuffle at the end, plus a nearest-neighbour upsampling of the input.
+`upsample_base='bicubic'` adds a bicubic upsampling instead: the body then only learns a small correction
+of a good image, which a tiny network trained for a few hundred CPU iterations needs (the release files
+use nearest; the base has no parameters, so both load the same weights).
 
 Parameters live in one `body` list, conv and activation alternating (`body.0` conv, `body.1` PReLU, ...,
 `body.{2 * num_conv + 2}` the last conv), as in the release files, so they load strictly.
@@ -13,6 +16,7 @@ from torch import nn
 from gfpgan.utils.registry import ARCH_REGISTRY
 
 ACTIVATIONS = ('relu', 'prelu', 'leakyrelu')
+UPSAMPLE_BASES = ('nearest', 'bicubic')
 
 
 def _activation(act_type: str, num_feat: int) -> nn.Module:
@@ -31,13 +35,16 @@ class SRVGGNetCompact(nn.Module):
 
     Args:
         num_feat: width. num_conv: 3x3 convs between the first and the last. act_type: relu, prelu
-            (one slope per channel) or leakyrelu (slope 0.1).
+            (one slope per channel) or leakyrelu (slope 0.1). upsample_base: the interpolation the
+            body's output is added to, nearest (release) or bicubic.
     """
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_conv: int = 16,
-                 upscale: int = 4, act_type: str = 'prelu') -> None:
+                 upscale: int = 4, act_type: str = 'prelu', upsample_base: str = 'nearest') -> None:
         super().__init__()
-        self.upscale = upscale
+        if upsample_base not in UPSAMPLE_BASES:
+            raise ValueError(f'SRVGGNetCompact: upsample_base must be one of {UPSAMPLE_BASES}, got {upsample_base!r}.')
+        self.upscale, self.upsample_base = upscale, upsample_base
         layers: list[nn.Module] = [nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), _activation(act_type, num_feat)]
         for _ in range(num_conv):
             layers += [nn.Conv2d(num_feat, num_feat, 3, 1, 1), _activation(act_type, num_feat)]
@@ -49,4 +56,4 @@ class SRVGGNetCompact(nn.Module):
         out = x
         for layer in self.body:
             out = layer(out)
-        return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode='nearest')
+        return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode=self.upsample_base)
