@@ -84,6 +84,19 @@ class RealESRGANBatchMixin:
         seed = int(torch.randint(2**62, (1,)).item()) if seed is None else int(seed)
         self.pair_generator = torch.Generator().manual_seed(seed + get_dist_info()[0])
 
+    def init_training_settings(self) -> None:
+        self.setup_degradation()
+        super().init_training_settings()
+
+    def feed_data(self, data: dict) -> None:
+        if not self.is_degraded_batch(data):
+            return super().feed_data(data)
+        self.lq, self.gt = self.degraded_pair(*self.degradation_source_and_target(self.to_device(data['gt'])), data)
+
+    def degradation_source_and_target(self, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image the degradation starts from, training target) for a gt batch: the recipe's choice."""
+        raise NotImplementedError
+
     def is_degraded_batch(self, data: dict) -> bool:
         """A training batch of RealESRGANDataset (gt + kernels) that this model degrades."""
         return self.is_train and self.top.high_order_degradation and 'kernel1' in data
@@ -128,17 +141,10 @@ class RealESRNetModel(RealESRGANBatchMixin, SRModel):
 
     top_level_options = RealESRNetTopOptions
 
-    def init_training_settings(self) -> None:
-        self.setup_degradation()
-        super().init_training_settings()
-
-    def feed_data(self, data: dict) -> None:
-        if not self.is_degraded_batch(data):
-            return super().feed_data(data)
-        gt = self.to_device(data['gt'])
+    def degradation_source_and_target(self, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.top.gt_usm:
             gt = self.usm_sharpener(gt)
-        self.lq, self.gt = self.degraded_pair(gt, gt, data)
+        return gt, gt
 
 
 @MODEL_REGISTRY.register()
@@ -147,15 +153,8 @@ class RealESRGANModel(RealESRGANBatchMixin, SRGANModel):
 
     top_level_options = RealESRGANTopOptions
 
-    def init_training_settings(self) -> None:
-        self.setup_degradation()
-        super().init_training_settings()
-
-    def feed_data(self, data: dict) -> None:
-        if not self.is_degraded_batch(data):
-            return super().feed_data(data)
-        gt = self.to_device(data['gt'])
-        self.lq, self.gt = self.degraded_pair(self.usm_sharpener(gt), gt, data)
+    def degradation_source_and_target(self, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.usm_sharpener(gt), gt
 
     def loss_targets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per loss the gt or its sharpened version, sharpened after the pool (pairs leave it reordered)."""
