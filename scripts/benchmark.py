@@ -118,14 +118,16 @@ def upstream_structure():
 
     Upstream builds a per-sample modulated weight and runs a grouped conv (one group per sample),
     upsamples before the 1x1 skip conv, concatenates the SFT halves and adds noise, bias and skips
-    out of place. Ours shares one conv across the batch (or folds the style into the weight at batch
-    1), runs the skip conv on the smaller grid and works in place. Same arithmetic, so the outputs
-    agree to float rounding.
+    out of place; its native upfirdn2d (the discriminator's blur on CPU) folds the channels into the
+    batch and runs a single-channel conv. Ours shares one conv across the batch (or folds the style into
+    the weight at batch 1), runs the skip conv on the smaller grid, works in place and filters with one
+    depthwise conv. Same arithmetic, so the outputs agree to float rounding.
     """
     import torch.nn.functional as F
 
     from gfpgan.archs import gfpganv1_clean_arch as gfp
     from gfpgan.archs import stylegan2_clean_arch as sg
+    from gfpgan.ops import upfirdn2d as fir
 
     def grouped_modulated_conv(self, x, style, gain=1.0, bias=None):
         b, c = x.shape[:2]
@@ -171,7 +173,7 @@ def upstream_structure():
     patches = [(sg.CleanModulatedConv2d, 'forward', grouped_modulated_conv),
                (sg.CleanStyleConv, 'forward', style_conv), (sg.CleanToRGB, 'forward', to_rgb),
                (gfp.CleanResBlock, 'forward', resblock), (gfp.StyleGAN2GeneratorCSFT, '_apply_sft', apply_sft),
-               (gfp.GFPGANv1Clean, '_encoder_conv', encoder_conv)]
+               (gfp.GFPGANv1Clean, '_encoder_conv', encoder_conv), (fir, 'filter_depthwise', fir.filter_folded)]
     saved = [(cls, name, cls.__dict__.get(name)) for cls, name, _ in patches]
     for cls, name, fn in patches:
         setattr(cls, name, fn)
@@ -399,173 +401,160 @@ def bench_train(args: argparse.Namespace) -> str:
     return '\n'.join(lines) + '\n'
 
 
-# ---------------------------------------------------------------- gfpgan_iter: one GFPGAN iteration from archs
+# ---------------------------------------------------------------- gfpgan_iter: one GFPGAN iteration, model vs upstream
 GFPGAN_ITER_G = dict(out_size=128, num_style_feat=256, channel_multiplier=1, decoder_load_path=None,
                      fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=0.5, sft_half=True)
+ITER_REFERENCE = 'upstream-structured reference, fp32 eager'
 
 
-class GFPGANIteration:
-    """One GFPGAN training iteration built from the archs and the ops alone (no model class): generator
-    with pyramid RGBs, StyleGAN2 discriminator (wgan_softplus), three facial-component discriminators
-    with their Gram style loss, ArcFace identity, VGG perceptual + style; a G step, a D step and the
-    component D steps, Adam everywhere (upstream's betas, lr 1e-5). Lazy R1 (every 16 iterations upstream) is left
-    out of the timed iteration. `randomize_noise=False`, so two modes see the same numbers.
-    """
-
-    def __init__(self, batch: int, seed: int = 0, channels_last: bool = False, device: str = 'cpu') -> None:
-        from gfpgan.archs.arcface_arch import ResNetArcFace
-        from gfpgan.archs.gfpganv1_arch import FacialComponentDiscriminator
-        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-        from gfpgan.archs.stylegan2_arch import StyleGAN2Discriminator
-        from gfpgan.archs.vgg_arch import VGGFeatureExtractor
-        from gfpgan.utils.memory_format import to_channels_last
-
-        torch.manual_seed(seed)
-        size = GFPGAN_ITER_G['out_size']
-        self.net_g = GFPGANv1Clean(**GFPGAN_ITER_G)
-        self.net_d = StyleGAN2Discriminator(size, channel_multiplier=1, narrow=0.5)
-        self.comp_d = torch.nn.ModuleList(FacialComponentDiscriminator() for _ in range(3))
-        self.arcface = ResNetArcFace('IRBlock', [2, 2, 2, 2], use_se=False).eval().requires_grad_(False)
-        self.vgg = VGGFeatureExtractor(['conv1_2', 'conv2_2', 'conv3_4', 'conv4_4', 'conv5_4'], range_norm=True)
-        self.vgg.requires_grad_(False)
-        self.layer_weights = {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1, 'conv4_4': 1, 'conv5_4': 1}
-        g = torch.Generator().manual_seed(seed + 1)
-        self.gt = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
-        self.lq = (self.gt + 0.2 * torch.randn(self.gt.shape, generator=g)).clamp(-1, 1)
-        r = size / 512  # upstream's 80 / 120 px crops at 512
-        boxes = [torch.tensor([[i, 150 * r, 200 * r, 230 * r, 280 * r] for i in range(batch)]),
-                 torch.tensor([[i, 280 * r, 200 * r, 360 * r, 280 * r] for i in range(batch)]),
-                 torch.tensor([[i, 190 * r, 330 * r, 310 * r, 450 * r] for i in range(batch)])]
-        self.boxes, self.crop = boxes, [int(80 * r), int(80 * r), int(120 * r)]
-        self.channels_last = channels_last
-        for net in (self.net_g, self.net_d, self.comp_d, self.arcface, self.vgg):
-            net.to(device)
-        self.gt, self.lq = self.gt.to(device), self.lq.to(device)
-        self.boxes = [b.to(device) for b in self.boxes]
-        if channels_last:
-            for net in (self.net_g, self.net_d, self.comp_d, self.arcface, self.vgg):
-                to_channels_last(net)
-            self.gt, self.lq = (t.contiguous(memory_format=torch.channels_last) for t in (self.gt, self.lq))
-        lr = 1e-5  # upstream's 2e-3 makes random weights on random data diverge (and denormals are slow)
-        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr, betas=(0.0, 0.99))
-        self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr * 16 / 17, betas=(0.0, 0.99 ** (16 / 17)))
-        self.opt_c = torch.optim.Adam(self.comp_d.parameters(), lr, betas=(0.9, 0.99))
-
-    @staticmethod
-    def _gram(x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        f = x.reshape(b, c, h * w)
-        return f @ f.transpose(1, 2) / (c * h * w)
-
-    def _crops(self, img: torch.Tensor) -> list[torch.Tensor]:
-        from gfpgan.ops.roi_align import roi_align
-
-        return [roi_align(img, b, s) for b, s in zip(self.boxes, self.crop)]
-
-    def _identity(self, img: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        gray = (0.2989 * img[:, 0:1] + 0.5870 * img[:, 1:2] + 0.1140 * img[:, 2:3])
-        return self.arcface(F.interpolate(gray, (128, 128), mode='bilinear', align_corners=False))
-
-    def step(self) -> dict[str, float]:
-        """One iteration; returns the losses (floats) it optimised."""
-        import torch.nn.functional as F
-
-        logs = {}
-        self.net_d.requires_grad_(False)
-        self.comp_d.requires_grad_(False)
-        self.opt_g.zero_grad(set_to_none=True)
-        out, rgbs = self.net_g(self.lq, return_rgb=True, randomize_noise=False)
-        loss = logs['l_g_pix'] = F.l1_loss(out, self.gt)
-        for rgb in rgbs:
-            gt_level = F.interpolate(self.gt, size=rgb.shape[-2:], mode='bilinear', align_corners=False)
-            loss = loss + F.l1_loss(rgb, gt_level)
-        feats, gt_feats = self.vgg(out), self.vgg(self.gt.detach())
-        percep = sum(w * F.l1_loss(feats[k], gt_feats[k]) for k, w in self.layer_weights.items())
-        style = sum(w * F.l1_loss(self._gram(feats[k]), self._gram(gt_feats[k])) for k, w in self.layer_weights.items())
-        logs['l_g_gan'] = F.softplus(-self.net_d(out)).mean() * 0.1
-        loss = loss + percep + 50 * style + logs['l_g_gan']
-        fake_crops, real_crops = self._crops(out), self._crops(self.gt)
-        for disc, fake, real in zip(self.comp_d, fake_crops, real_crops):
-            score, fake_f = disc(fake, return_feats=True)
-            _, real_f = disc(real, return_feats=True)
-            loss = loss + F.softplus(-score).mean() * 0.1
-            loss = loss + 200 * sum(w * F.l1_loss(self._gram(a), self._gram(b.detach()))
-                                    for w, a, b in zip((0.5, 1.0), fake_f, real_f))
-        logs['l_identity'] = F.l1_loss(self._identity(out), self._identity(self.gt).detach()) * 10
-        loss = loss + logs['l_identity']
-        logs['l_g_total'] = loss
-        loss.backward()
-        self.opt_g.step()
-        self.net_d.requires_grad_(True)
-        self.comp_d.requires_grad_(True)
-        self.opt_d.zero_grad(set_to_none=True)
-        fake = out.detach()
-        l_d = F.softplus(self.net_d(fake)).mean() + F.softplus(-self.net_d(self.gt)).mean()
-        l_d.backward()
-        self.opt_d.step()
-        self.opt_c.zero_grad(set_to_none=True)
-        l_c = sum(F.softplus(d(f.detach())[0]).mean() + F.softplus(-d(r)[0]).mean()
-                  for d, f, r in zip(self.comp_d, fake_crops, real_crops))
-        l_c.backward()
-        self.opt_c.step()
-        logs['l_d'], logs['l_d_components'] = l_d, l_c
-        return {k: float(v.detach()) for k, v in logs.items()}
-
-
-@section('gfpgan_iter', 'One GFPGAN training iteration (128 px by default): ours (fp32, channels_last, bf16) vs the '
-                        'upstream-structured eager reference, losses compared')
+@section('gfpgan_iter', 'One GFPGAN training iteration (128 px by default): GFPGANModel (fp32, channels_last, bf16, '
+                        'compile) vs the upstream-structured eager reference, losses compared')
 def bench_gfpgan_iter(args: argparse.Namespace) -> str:
-    batch = args.iter_batch
-    GFPGAN_ITER_G['out_size'] = args.iter_size
-    modes = {'upstream-structured reference, fp32 eager': dict(reference=True),
-             'ours, fp32 eager': {}, 'ours, fp32 channels_last': dict(channels_last=True),
-             'ours, bf16 autocast (reduced precision)': dict(bf16=True),
-             'ours, bf16 autocast + channels_last (reduced precision)': dict(bf16=True, channels_last=True)}
+    import tempfile
+
+    from benchmark_train import UpstreamGFPGANStep, iteration_options, synthetic_batch
+
+    from gfpgan.models import build_model
+
     device = args.iter_device
     if device.startswith('cuda') and not torch.cuda.is_available():
         print('  gfpgan_iter: skipped (no CUDA device)', flush=True)
         return '## Training: one GFPGAN iteration\n\nSkipped: --iter-device cuda but no CUDA device here.\n'
-    iters = {label: GFPGANIteration(batch, channels_last=m.get('channels_last', False), device=device)
-             for label, m in modes.items()}
+    network_g = dict(GFPGAN_ITER_G, out_size=args.iter_size)
+    modes = {'GFPGANModel, fp32 eager': {}, 'GFPGANModel, fp32 channels_last': {'channels_last': True},
+             'GFPGANModel, bf16 autocast (reduced precision)': {'amp': 'bf16'},
+             'GFPGANModel, bf16 autocast + channels_last (reduced precision)': {'amp': 'bf16', 'channels_last': True}}
+    if args.iter_compile:
+        modes['GFPGANModel, fp32 torch.compile (inductor)'] = {'compile': True}
+    data = synthetic_batch(args.iter_size, args.iter_batch)
     first: dict[str, dict[str, float]] = {}
+    notes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {}
+        for i, (label, top) in enumerate(modes.items()):
+            opt = iteration_options(network_g, Path(tmp) / str(i), num_gpu=int(device.startswith('cuda')), **top)
+            torch.manual_seed(0)  # same weights in every mode and in the reference
+            models[label] = build_model(opt)
+        reference = UpstreamGFPGANStep(next(iter(models.values())), data)
+        step = dict.fromkeys([ITER_REFERENCE, *modes], 0)
 
-    def run(label: str) -> None:
-        mode = modes[label]
-        with contextlib.ExitStack() as stack:
-            if mode.get('reference'):
-                stack.enter_context(upstream_structure())
-            if mode.get('bf16'):
-                stack.enter_context(torch.autocast(torch.device(device).type, dtype=torch.bfloat16))
-            logs = iters[label].step()
-        first.setdefault(label, logs)
+        def run(label: str) -> None:
+            step[label] += 1  # iterations 1, 2, ...: none is an R1 iteration (every 16)
+            torch.manual_seed(100 + step[label])  # the same noise maps in every mode
+            if label == ITER_REFERENCE:
+                with upstream_structure():
+                    logs = reference.step()
+            else:
+                model = models[label]
+                model.feed_data(data)
+                model.optimize_parameters(step[label])
+                logs = {k: float(v) for k, v in model.log_dict.items()}
+            first.setdefault(label, logs)
 
-    fns = {label: (lambda label=label: run(label)) for label in modes}
-    medians = interleaved_medians(fns, 1, args.iter_rounds, cuda=device.startswith('cuda'))
-    ref_label = next(iter(modes))
-    base = medians[ref_label]
-    lines = [f'## Training: one GFPGAN iteration on {device} (archs + ops, no model class)', '',
+        if args.iter_compile:  # the first call compiles: outside the timed rounds
+            label = 'GFPGANModel, fp32 torch.compile (inductor)'
+            start = time.perf_counter()
+            run(label)
+            notes.append(f'The first compiled iteration took {time.perf_counter() - start:.0f} s (compiling); its '
+                         'losses are the ones compared.')
+        fns = {label: (lambda label=label: run(label)) for label in [ITER_REFERENCE, *modes]}
+        medians = interleaved_medians(fns, 1, args.iter_rounds, cuda=device.startswith('cuda'))
+    base = medians[ITER_REFERENCE]
+    ref = first[ITER_REFERENCE]
+    lines = [f'## Training: one GFPGAN iteration on {device}, GFPGANModel vs the upstream-structured reference', '',
              f'Machine: {machine_description()}; {load_note()}. `python scripts/benchmark.py --sections gfpgan_iter` '
-             f'(`scripts/benchmark.py:GFPGANIteration`): GFPGANv1Clean {GFPGAN_ITER_G["out_size"]} px '
-             f'(narrow {GFPGAN_ITER_G["narrow"]}, channel multiplier 1), batch {batch}, pyramid L1 on every RGB, VGG19 '
-             'perceptual + style, StyleGAN2 discriminator (wgan_softplus), three facial-component discriminators '
-             '+ Gram style loss, ArcFace identity; G step, D step, component D steps (Adam). Random weights, same '
-             f'for every mode; 1 warm-up + {args.iter_rounds} iterations per mode, round-robin, median. The losses '
-             'are those of the first timed-mode call (same weights and data in every mode).', '',
-             '| mode | iterations / s | speed-up vs reference | l_g_total (1st) | l_d (1st) | max rel. loss diff |',
+             f'(`scripts/benchmark_train.py`): GFPGANv1Clean {args.iter_size} px (narrow {GFPGAN_ITER_G["narrow"]}, '
+             f'channel multiplier 1), batch {args.iter_batch}; upstream\'s train_gfpgan_v1 losses: pixel, pyramid L1 '
+             'on every RGB, VGG19 perceptual + style, StyleGAN2 discriminator (wgan_softplus), three facial-component '
+             'discriminators + Gram style, ArcFace-18 identity, EMA; G step, D step, component D steps (Adam). The '
+             'reference is upstream\'s `optimize_parameters` written out on copies of the same weights, run with '
+             'upstream\'s layer structure (`upstream_structure()`); the modes are `GFPGANModel.optimize_parameters` '
+             f'with the option shown. Random weights and data, the same in every mode; 1 warm-up + {args.iter_rounds} '
+             'iterations per mode, round-robin, median. The loss columns are from each mode\'s first iteration '
+             '(same weights, data and noise). ' + ' '.join(notes), '',
+             '| mode | iterations / s | speed-up vs reference | l_g_percep (1st) | l_d (1st) | max rel. loss diff |',
              '|---|---:|---:|---:|---:|---:|']
-    ref = first[ref_label]
+    shared = sorted(set(ref) & set.intersection(*(set(v) for v in first.values())))
+    for label in [ITER_REFERENCE, *modes]:
+        logs = first[label]
+        rel = max(abs(logs[k] - ref[k]) / max(abs(ref[k]), 1e-12) for k in shared)
+        lines.append(f'| {label} | {1 / medians[label]:.3f} | {base / medians[label]:.2f}x | '
+                     f'{logs["l_g_percep"]:.6f} | {logs["l_d"]:.6f} | {rel:.1e} |')
+        print(f'  gfpgan_iter {label}: {medians[label]:.2f} s/it', flush=True)
+    fp32 = base / medians['GFPGANModel, fp32 eager']
+    best = max(modes, key=lambda k: base / medians[k])
+    lines += ['', f'Losses compared ({len(shared)}): {", ".join(shared)}.', '',
+              f'- GFPGANModel fp32 eager: **{fp32:.2f}x** the reference (target 1.5x): '
+              f'{"met" if fp32 >= 1.5 else "NOT met"}; fastest mode: {best}, {base / medians[best]:.2f}x.']
+    return '\n'.join(lines) + '\n'
+
+
+# ---------------------------------------------------------------- lwgan_iter: one lightweight-GAN step
+@section('lwgan_iter', 'One lightweight-GAN training step (256 px by default): GANModel (fp32, channels_last, bf16, '
+                       'compile) vs the upstream-structured eager reference, losses compared')
+def bench_lwgan_iter(args: argparse.Namespace) -> str:
+    import tempfile
+
+    from benchmark_train import lightweight_gan_options, lightweight_upstream_structure
+
+    from gfpgan.models import build_model
+
+    size, batch = args.lwgan_size, args.lwgan_batch
+    reference = 'upstream-structured reference, fp32 eager'
+    modes = {reference: {}, 'GANModel, fp32 eager': {}, 'GANModel, fp32 channels_last': {'channels_last': True},
+             'GANModel, bf16 autocast (reduced precision)': {'amp': 'bf16'},
+             'GANModel, bf16 autocast + channels_last (reduced precision)': {'amp': 'bf16', 'channels_last': True}}
+    if args.iter_compile:
+        modes['GANModel, fp32 torch.compile (inductor)'] = {'compile': True}
+        modes['GANModel, fp32 channels_last + torch.compile'] = {'compile': True, 'channels_last': True}
+    real = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+    first: dict[str, dict[str, float]] = {}
+    notes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {}
+        for i, (label, top) in enumerate(modes.items()):
+            torch.manual_seed(0)  # same weights everywhere
+            models[label] = build_model(lightweight_gan_options(size, batch, Path(tmp) / str(i), **top))
+        step = dict.fromkeys(modes, 0)
+
+        def run(label: str) -> None:
+            step[label] += 1
+            torch.manual_seed(100 + step[label])  # same latents and augmentations in every mode
+            model = models[label]
+            with lightweight_upstream_structure() if label == reference else contextlib.nullcontext():
+                model.feed_data({'gt': real})
+                model.optimize_parameters(step[label])
+            first.setdefault(label, {k: float(v) for k, v in model.log_dict.items()})
+
+        for label in [k for k in modes if 'compile' in k]:
+            start = time.perf_counter()
+            run(label)
+            notes.append(f'{label}: the first step took {time.perf_counter() - start:.0f} s (compiling).')
+        fns = {label: (lambda label=label: run(label)) for label in modes}
+        medians = interleaved_medians(fns, 1, args.iter_rounds)
+    base, ref = medians[reference], first[reference]
+    keys = [k for k in ('l_d', 'l_d_recon', 'l_g') if k in ref]
+    lines = ['## Training: one lightweight-GAN step on cpu, GANModel vs the upstream-structured reference', '',
+             f'Machine: {machine_description()}; {load_note()}. `python scripts/benchmark.py --sections lwgan_iter`: '
+             f'`options/train_lightweight_gan.yml`\'s networks at {size} px, batch {batch}, hinge loss, DiffAugment '
+             '(p 0.5), reconstruction loss, EMA; a D step (one no-grad G forward, real and fake D calls) and a G step. '
+             'The reference is the same model run with upstream lightweight-gan\'s structure '
+             '(`scripts/benchmark_train.py:lightweight_upstream_structure`: the real batch requires a gradient, D is '
+             'not frozen in the G step). Random '
+             f'weights and data, the same in every mode; 1 warm-up + {args.iter_rounds} steps per mode, round-robin, '
+             'median; the loss columns are from each mode\'s first step. ' + ' '.join(notes), '',
+             '| mode | steps / s | speed-up vs reference | ' + ' | '.join(f'{k} (1st)' for k in keys)
+             + ' | max rel. loss diff |', '|---|---:|---:|' + '---:|' * (len(keys) + 1)]
     for label in modes:
         logs = first[label]
-        rel = max(abs(logs[k] - ref[k]) / max(abs(ref[k]), 1e-12) for k in ref)
-        lines.append(f'| {label} | {1 / medians[label]:.3f} | {base / medians[label]:.2f}x | {logs["l_g_total"]:.6f} '
-                     f'| {logs["l_d"]:.6f} | {rel:.1e} |')
-        print(f'  gfpgan_iter {label}: {medians[label]:.2f} s/it', flush=True)
-    fp32 = base / medians['ours, fp32 eager']
-    best_label = max(modes, key=lambda k: base / medians[k])
-    lines += ['', f'- ours fp32 eager: **{fp32:.2f}x** the reference (target 1.5x): '
-              f'{"met" if fp32 >= 1.5 else "NOT met"}; fastest mode: {best_label}, {base / medians[best_label]:.2f}x.']
+        rel = max(abs(logs[k] - ref[k]) / max(abs(ref[k]), 1e-12) for k in keys)
+        lines.append(f'| {label} | {1 / medians[label]:.3f} | {base / medians[label]:.2f}x | '
+                     + ' | '.join(f'{logs[k]:.6f}' for k in keys) + f' | {rel:.1e} |')
+        print(f'  lwgan_iter {label}: {medians[label]:.2f} s/step', flush=True)
+    fp32 = base / medians['GANModel, fp32 eager']
+    best = max(modes, key=lambda k: base / medians[k])
+    lines += ['', f'- GANModel fp32 eager: **{fp32:.2f}x** the reference (target 1.5x): '
+              f'{"met" if fp32 >= 1.5 else "NOT met"}; fastest mode: {best}, {base / medians[best]:.2f}x.']
     return '\n'.join(lines) + '\n'
 
 
@@ -775,7 +764,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--iter-batch', type=int, default=4, help='batch of the gfpgan_iter section')
     parser.add_argument('--iter-size', type=int, default=128, help='face size of the gfpgan_iter section')
     parser.add_argument('--iter-device', default='cpu', help='device of the gfpgan_iter section (cpu, cuda)')
-    parser.add_argument('--iter-rounds', type=int, default=3, help='timed iterations per mode (gfpgan_iter)')
+    parser.add_argument('--iter-rounds', type=int, default=3, help='timed iterations per mode (gfpgan_iter, '
+                        'lwgan_iter)')
+    parser.add_argument('--lwgan-size', type=int, default=256, help='image size of the lwgan_iter section')
+    parser.add_argument('--lwgan-batch', type=int, default=8, help='batch of the lwgan_iter section')
+    parser.add_argument('--iter-compile', action='store_true', help='gfpgan_iter, lwgan_iter: add torch.compile '
+                        'modes (minutes to compile on CPU)')
     parser.add_argument('--data-repeats', type=int, default=10)
     parser.add_argument('--inference-repeat', type=int, default=3)
     parser.add_argument('--video-frames', type=int, default=4, help='frames of the 512 video clip')
@@ -791,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f'unknown section(s) {unknown}; choose from {sorted(SECTIONS)}')
     if args.quick:
-        args.compile, args.cpu_batches, args.iters, args.train_rounds = False, [1], 3, 2
+        args.compile, args.cpu_batches, args.iters, args.train_rounds, args.iter_rounds = False, [1], 3, 2, 1
         args.data_repeats, args.inference_repeat, args.video_frames, args.video_rounds = 4, 1, 2, 1
     if args.threads:
         torch.set_num_threads(args.threads)

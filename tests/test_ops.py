@@ -11,7 +11,7 @@ from scipy.signal import convolve2d
 from gfpgan.ops import roi_align as roi_align_module
 from gfpgan.ops.fused_act import FusedLeakyReLU, fused_leaky_relu
 from gfpgan.ops.roi_align import roi_align, roi_align_pure
-from gfpgan.ops.upfirdn2d import upfirdn2d
+from gfpgan.ops.upfirdn2d import filter_depthwise, filter_folded, upfirdn2d
 
 
 # ---------------------------------------------------------------- upfirdn2d
@@ -65,6 +65,26 @@ def test_upfirdn2d_gradcheck():
     x = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
     k = torch.randn(3, 3, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda t: upfirdn2d(t, k, up=2, down=2, pad=(1, 1)), (x,))
+
+
+@pytest.mark.parametrize('stride', [(1, 1), (2, 2), (1, 2)])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_depthwise_filter_equals_upstreams_folded_form_with_gradients(stride, channels_last):
+    """The fast depthwise filter gives upstream's single-channel form bit for bit, values and input gradients."""
+    x = torch.randn(3, 5, 11, 10)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    k = torch.rand(4, 4)
+    outs, grads = [], []
+    for fn in (filter_depthwise, filter_folded):
+        xx = x.clone().requires_grad_(True)
+        out = fn(xx, k, stride)
+        out.backward(torch.linspace(-1, 1, out.numel()).view(out.shape))
+        outs.append(out)
+        grads.append(xx.grad)
+    assert outs[0].shape == (3, 5, (11 - 4) // stride[0] + 1, (10 - 4) // stride[1] + 1)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-6)
 
 
 def test_upfirdn2d_errors_name_the_problem():
