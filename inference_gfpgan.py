@@ -187,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from gfpgan.restorer import GFPGANer
+    from gfpgan.utils.allocator import keep_freed_memory
     from gfpgan.video.io import VIDEO_EXTENSIONS
 
+    keep_freed_memory()  # large CPU tensors reuse their pages between faces (gfpgan/utils/allocator.py)
     try:
         files = list_inputs(Path(args.input))
         model_path, arch, channel_multiplier = resolve_model(args)

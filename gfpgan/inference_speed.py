@@ -188,6 +188,26 @@ def prepare_for_inference(
         prepack_convs(net)
     fn: Any = net
     if compile:
-        options = {'freezing': True} if device.type == 'cpu' and compile_mode is None else None
-        fn = torch.compile(net, mode=compile_mode, options=options)
+        fn = torch.compile(net, mode=compile_mode)
+        if device.type == 'cpu':
+            fn = _Frozen(fn)
     return FastGenerator(net, fn, device, dtype, bool(channels_last))
+
+
+class _Frozen:
+    """Call a compiled module with inductor's `freezing` on, so that (re)compilations fold the weights in as
+    constants and prepack the oneDNN convs with their element-wise epilogues fused.
+
+    `torch.compile(..., options={'freezing': True})` does not do this (torch 2.13): the option reaches
+    inductor after the graph is captured, and the convs stay plain `aten.convolution` calls. The global
+    config must be on while the compiled call runs, which is when compilation happens.
+    """
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            return self.fn(*args, **kwargs)

@@ -237,7 +237,9 @@ def bench_arch(args: argparse.Namespace) -> str:
     lines = [
         '## Architecture: GFPGANv1Clean-512 forward on CPU (v1.4 arguments, fp32)',
         '',
-        f'Machine: {machine_description()}; {load_note()}.',
+        f'Machine: {machine_description()}; {load_note()}'
+        + ('; this process keeps freed memory (`--keep-freed-memory`, as the inference CLIs run).'
+           if args.keep_freed_memory else '; glibc\'s default allocator settings.'),
         f'`python scripts/benchmark.py --sections arch` ({args.warmup} warm-up + {args.iters} timed calls per variant '
         f'at batch 1, {args.large_batch_iters} at larger batches, variants timed round-robin, median; random '
         'weights, `randomize_noise=False`, `return_rgb=False`, inference_mode). Speed-up is against the '
@@ -257,6 +259,73 @@ def bench_arch(args: argparse.Namespace) -> str:
             verdict = 'met' if ratio >= target and diff <= 1e-4 else 'NOT met'
             lines.append(f'- batch {batch}, {label}: **{ratio:.2f}x** the reference (target {target}x, outputs '
                          f'within 1e-4: {diff:.1e}): {verdict}.')
+    return '\n'.join(lines) + '\n'
+
+
+# ---------------------------------------------------------------- allocator: keep_freed_memory on / off
+ALLOCATOR_CHILD = """
+import json, resource, sys, time
+from gfpgan.utils.allocator import keep_freed_memory
+applied = keep_freed_memory()
+import torch
+sys.path.insert(0, 'scripts')
+from benchmark import V14_ARGS, _image
+from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+from gfpgan.inference_speed import prepare_for_inference
+torch.set_num_threads(int(sys.argv[1]))
+torch.manual_seed(0)
+fast = prepare_for_inference(GFPGANv1Clean(**V14_ARGS), device='cpu')
+out = {'applied': applied}
+for batch in map(int, sys.argv[3:]):
+    x = _image(batch)
+    fast(x, randomize_noise=False, return_rgb=False)
+    times, faults = [], resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(int(sys.argv[2])):
+        start = time.perf_counter()
+        fast(x, randomize_noise=False, return_rgb=False)
+        times.append(time.perf_counter() - start)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / len(times)
+    out[batch] = (sorted(times)[len(times) // 2] / batch, faults)
+out['peak_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+@section('allocator', 'GFPGANv1Clean-512 default CPU path with and without keep_freed_memory (the inference CLIs '
+                      'turn it on), one process per setting, alternated')
+def bench_allocator(args: argparse.Namespace) -> str:
+    import json
+    import statistics
+
+    runs: dict[str, list[dict]] = {'0': [], '1': []}
+    batches = [str(b) for b in args.cpu_batches]
+    for _ in range(args.allocator_rounds):
+        for setting in runs:
+            env = dict(os.environ, GFPGAN_KEEP_FREED_MEMORY=setting,
+                       PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+            out = subprocess.run([sys.executable, '-c', ALLOCATOR_CHILD, str(args.threads or 0), str(args.iters),
+                                  *batches], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+            runs[setting].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    applied = all(r['applied'] for r in runs['1'])
+    lines = ['## Allocator: `keep_freed_memory()` on the CPU inference path', '',
+             f'Machine: {machine_description()}; {load_note()}. `python scripts/benchmark.py --sections allocator` '
+             f'(GFPGANv1Clean-512, v1.4 arguments, the default `prepare_for_inference` path; one process per '
+             f'setting, {args.allocator_rounds} alternated rounds, each 1 warm-up + {args.iters} calls per batch, '
+             'median). `GFPGAN_KEEP_FREED_MEMORY=0` is glibc\'s default; `1` is what `inference_gfpgan.py` and '
+             f'`gfpgan-app` run{"" if applied else " (NOT applied here: not glibc)"}.', '',
+             '| batch | default: ms / face | kept: ms / face | speed-up | page faults / call: default | kept |',
+             '|---:|---:|---:|---:|---:|---:|']
+    for batch in batches:
+        off = [r[batch] for r in runs['0']]
+        on = [r[batch] for r in runs['1']]
+        t_off, t_on = statistics.median(t for t, _ in off), statistics.median(t for t, _ in on)
+        f_off, f_on = statistics.median(f for _, f in off), statistics.median(f for _, f in on)
+        lines.append(f'| {batch} | {1000 * t_off:.0f} | {1000 * t_on:.0f} | {t_off / t_on:.2f}x | {f_off:.0f} | '
+                     f'{f_on:.0f} |')
+        print(f'  allocator b{batch}: {t_off / t_on:.2f}x', flush=True)
+    peak_off = statistics.median(r['peak_mb'] for r in runs['0'])
+    peak_on = statistics.median(r['peak_mb'] for r in runs['1'])
+    lines += ['', f'Peak resident memory of the whole run: {peak_off:.0f} MB by default, {peak_on:.0f} MB kept.']
     return '\n'.join(lines) + '\n'
 
 
@@ -770,6 +839,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--lwgan-batch', type=int, default=8, help='batch of the lwgan_iter section')
     parser.add_argument('--iter-compile', action='store_true', help='gfpgan_iter, lwgan_iter: add torch.compile '
                         'modes (minutes to compile on CPU)')
+    parser.add_argument('--allocator-rounds', type=int, default=2, help='alternated processes per setting')
+    parser.add_argument('--keep-freed-memory', action='store_true',
+                        help='run this process as the inference CLIs do (gfpgan.utils.allocator.keep_freed_memory); '
+                             'both sides of every ratio get it')
     parser.add_argument('--data-repeats', type=int, default=10)
     parser.add_argument('--inference-repeat', type=int, default=3)
     parser.add_argument('--video-frames', type=int, default=4, help='frames of the 512 video clip')
@@ -786,9 +859,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f'unknown section(s) {unknown}; choose from {sorted(SECTIONS)}')
     if args.quick:
         args.compile, args.cpu_batches, args.iters, args.train_rounds, args.iter_rounds = False, [1], 3, 2, 1
+        args.allocator_rounds = 1
         args.data_repeats, args.inference_repeat, args.video_frames, args.video_rounds = 4, 1, 2, 1
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        from gfpgan.utils.allocator import keep_freed_memory
+
+        print(f'  keep_freed_memory: {"applied" if keep_freed_memory() else "not available here"}', flush=True)
     blocks = [SECTIONS[n].run(args) for n in names]
     text = '\n'.join(blocks)
     print(text)

@@ -124,6 +124,10 @@ def test_compile_is_equal(net):
     assert fast.fn is not fast.net
     out = fast(image(), randomize_noise=False, return_rgb=False)[0]
     assert max_rel_err(out, ref) < 1e-4
+    if torch.backends.mkldnn.is_available():  # CPU: the weights were frozen, so the fixed convs run prepacked
+        with torch.profiler.profile() as prof:
+            fast(image(), randomize_noise=False, return_rgb=False)
+        assert 'mkldnn::_convolution_pointwise' in {e.key for e in prof.key_averages()}
 
 
 def test_gfpganer_fast_modes_restore_the_same_faces(net):

@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     from gfpgan.app.service import LocalModel, RestorerService
     from gfpgan.app.uploads import UploadLimits
     from gfpgan.app.workspace import Workspace
+    from gfpgan.utils.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before the server's threads start: they share the main heap (gfpgan/utils/allocator.py)
 
     try:
         service = RestorerService([LocalModel(p, args.arch, args.channel_multiplier) for p in args.model_path],
