@@ -71,6 +71,9 @@ def _write_tables(results: dict, folder: str, atomic_write) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gfpgan.utils.allocator import keep_freed_memory
+
+    keep_freed_memory()  # large CPU tensors reuse their pages between batches (gfpgan/utils/allocator.py)
     try:
         test_pipeline(os.getcwd(), argv)
     except (OptionError, FileNotFoundError) as err:  # a mistake in the options or data paths: no traceback

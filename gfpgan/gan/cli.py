@@ -215,7 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gfpgan.utils.allocator import keep_freed_memory
+
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse their pages between calls (gfpgan/utils/allocator.py)
     if args.command == 'train':
         if args.epochs is None and args.iters is None:
             args.iters = 10000
