@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmark_data
 
 import torch  # noqa: E402
+from benchmark_train import patched  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 V14_ARGS = dict(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
@@ -174,17 +175,8 @@ def upstream_structure():
                (sg.CleanStyleConv, 'forward', style_conv), (sg.CleanToRGB, 'forward', to_rgb),
                (gfp.CleanResBlock, 'forward', resblock), (gfp.StyleGAN2GeneratorCSFT, '_apply_sft', apply_sft),
                (gfp.GFPGANv1Clean, '_encoder_conv', encoder_conv), (fir, 'filter_depthwise', fir.filter_folded)]
-    saved = [(cls, name, cls.__dict__.get(name)) for cls, name, _ in patches]
-    for cls, name, fn in patches:
-        setattr(cls, name, fn)
-    try:
+    with patched(patches):
         yield
-    finally:
-        for cls, name, fn in saved:
-            if fn is None:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, fn)
 
 
 def _image(batch: int, device: str = 'cpu') -> torch.Tensor:

@@ -187,6 +187,22 @@ def lightweight_gan_options(size: int, batch: int, tmp: Path, **top: object) -> 
 
 
 @contextlib.contextmanager
+def patched(patches: list[tuple[object, str, object]]):
+    """Set `owner.name = value` for each (owner, name, value) and restore the originals on exit (a name that
+    was inherited, not set on the owner itself, is deleted again). The upstream-structure references use it."""
+    saved = [(owner, name, vars(owner).get(name)) for owner, name, _ in patches]
+    for owner, name, value in patches:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            if value is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+
+
 def lightweight_upstream_structure():
     """GANModel's step as upstream lightweight-gan's `Trainer.train` structures it: the real batch always
     requires a gradient (upstream sets it for its gradient penalty, also on the steps without one), so the D
@@ -196,15 +212,11 @@ def lightweight_upstream_structure():
     upstream's order, so the losses are equal."""
     from gfpgan.models import gan_model
 
-    saved_freeze, saved_feed = gan_model.set_requires_grad, gan_model.GANModel.feed_data
+    feed_data = gan_model.GANModel.feed_data
 
-    def feed_data(self, data: dict) -> None:
-        saved_feed(self, data)
+    def feed_data_requiring_grad(self, data: dict) -> None:
+        feed_data(self, data)
         self.real.requires_grad_(True)
 
-    gan_model.set_requires_grad = lambda nets, flag: None
-    gan_model.GANModel.feed_data = feed_data
-    try:
-        yield
-    finally:
-        gan_model.set_requires_grad, gan_model.GANModel.feed_data = saved_freeze, saved_feed
+    return patched([(gan_model, 'set_requires_grad', lambda nets, flag: None),
+                    (gan_model.GANModel, 'feed_data', feed_data_requiring_grad)])
